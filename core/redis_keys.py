@@ -1,0 +1,39 @@
+"""Every Redis key, stream and channel name, defined once.
+
+Stream names carry a payload version: a change to what an entry holds gets a new name.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RedisKeys(msgspec.Struct, frozen=True):
+    prefix: str = "afftok"
+    click_stream_shards: int = 1
+
+    def click_stream(self, shard: int) -> str:
+        """Stream of click batches (one entry = one edge group commit), shard ``shard``."""
+        return f"{self.prefix}:v1:clicks:{shard}"
+
+    def click_streams(self) -> list[str]:
+        return [self.click_stream(n) for n in range(self.click_stream_shards)]
+
+    @property
+    def click_dead_letters(self) -> str:
+        """Entries the ingest worker could not apply, with the reason."""
+        return f"{self.prefix}:v1:clicks:dead"
+
+    @property
+    def link_configs(self) -> str:
+        """Hash: link token -> msgpack LinkConfig. Written by the api, read by the edge."""
+        return f"{self.prefix}:v1:links"
+
+    @property
+    def config_changes(self) -> str:
+        """Pub/sub channel: msgpack list of changed tokens, or [] for 'reload everything'."""
+        return f"{self.prefix}:v1:config-changes"
+
+    @property
+    def arq_queue(self) -> str:
+        return f"{self.prefix}:arq:queue"

@@ -1,0 +1,101 @@
+"""The one settings object: read once per process from the environment, passed down.
+
+No other module reads ``os.environ``. Secrets are kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import msgspec
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = ""
+    redis_url: str = ""
+    data_dir: Path = Path(".afftok")
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    host: str = "127.0.0.1"
+    edge_port: int = 8080
+    api_port: int = 8000
+    edge_workers: int = 1
+    public_edge_url: str = ""
+
+    # Redis naming: every key starts with this prefix (tests give each test its own).
+    redis_prefix: str = "afftok"
+    click_stream_shards: int = 1
+
+    # Edge.
+    country_header: str = ""  # e.g. "cf-ipcountry"; empty = use the offline database
+    trust_forwarded_for: bool = False
+    cookie_name: str = "afftok_cid"
+    cookie_max_age_s: int = 30 * 24 * 3600
+    redis_write_timeout_ms: int = 300
+    click_batch_max: int = 1000
+    query_max_bytes: int = 8192
+    spool_fsync: bool = True
+    spool_replay_interval_ms: int = 1000
+    metrics_dir: str = ""  # set when several edge processes share one /metrics
+
+    # Ingest worker.
+    ingest_batch_max: int = 5000
+    ingest_batch_max_wait_ms: int = 200
+    ingest_reclaim_idle_ms: int = 30_000
+    ingest_group: str = "ingest"
+    consumer_name: str = ""
+
+    # API.
+    api_body_max_bytes: int = 1_000_000
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"Settings(data_dir={str(self.data_dir)!r}, edge_port={self.edge_port}, api_port={self.api_port})"
+
+    __str__ = __repr__
+
+
+_ENV = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+}
+
+
+def _env_name(field: str) -> str:
+    return _ENV.get(field, "AFFTOK_" + field.upper())
+
+
+def _coerce(raw: str, kind: type, name: str):
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{name} must be a boolean, got {raw!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+    if kind is Path:
+        return Path(raw)
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Build settings from ``env`` (default: the process environment) plus overrides."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    for field in msgspec.structs.fields(Settings):
+        name = _env_name(field.name)
+        if name in env:
+            values[field.name] = _coerce(env[name], field.type if isinstance(field.type, type) else type(field.default), name)
+    values.update(overrides)
+    return Settings(**values)

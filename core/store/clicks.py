@@ -1,0 +1,60 @@
+"""Writing clicks: bulk, idempotent.
+
+``insert_clicks`` may be given the same records any number of times; each click id is
+stored once. It returns the ids actually inserted by this call, so derived data
+(rollups) can be updated from new rows only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable, Sequence
+
+import asyncpg
+
+from core.models import ClickRecord
+from core.store.partitions import ensure_daily_partitions
+
+_COLUMNS = [f for f in ClickRecord.__struct_fields__]
+
+_CREATE_STAGING = """
+create temp table if not exists clicks_staging (
+    click_id text, ts_ms bigint, org_id uuid, offer_id uuid, affiliate_id uuid, link_id uuid,
+    outcome text, sub1 text, sub2 text, sub3 text, sub4 text, sub5 text, source_id text,
+    ip text, user_agent text, referer text, country text, device_type text
+) on commit delete rows
+"""
+
+_INSERT_FROM_STAGING = """
+insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome,
+                    sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
+                    country, device_type)
+select distinct on (click_id)
+       click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id, offer_id,
+       affiliate_id, link_id, outcome, sub1, sub2, sub3, sub4, sub5, source_id, ip::inet,
+       user_agent, referer, country, device_type
+from clicks_staging
+order by click_id
+on conflict do nothing
+returning click_id
+"""
+
+
+def click_days(records: Iterable[ClickRecord]) -> set[dt.date]:
+    return {dt.datetime.fromtimestamp(r.ts_ms / 1000, dt.timezone.utc).date() for r in records}
+
+
+async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[str]:
+    """Insert ``records`` in one transaction; return the click ids that were new."""
+    if not records:
+        return []
+    await ensure_daily_partitions(conn, "clicks", click_days(records))
+    async with conn.transaction():
+        await conn.execute(_CREATE_STAGING)
+        await conn.copy_records_to_table(
+            "clicks_staging",
+            records=[tuple(getattr(r, f) for f in _COLUMNS) for r in records],
+            columns=_COLUMNS,
+        )
+        rows = await conn.fetch(_INSERT_FROM_STAGING)
+    return [r["click_id"] for r in rows]
