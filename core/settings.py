@@ -24,6 +24,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_port: int = 8000
     edge_workers: int = 1
     public_edge_url: str = ""
+    debug: bool = False
 
     # Redis naming: every key starts with this prefix (tests give each test its own).
     redis_prefix: str = "afftok"

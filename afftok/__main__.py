@@ -1,0 +1,3 @@
+from afftok.cli import main
+
+raise SystemExit(main())
