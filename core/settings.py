@@ -47,10 +47,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_batch_max_wait_ms: int = 200
     ingest_reclaim_idle_ms: int = 30_000
     ingest_group: str = "ingest"
-    consumer_name: str = ""
+    consumer_name: str = ""  # empty = "<hostname>-<pid>"
+    ingest_reclaim_interval_ms: int = 10_000  # how often to XAUTOCLAIM a dead consumer's entries
+    ingest_retry_max_backoff_ms: int = 5_000  # ceiling of the back-off while Postgres is away
+    partition_days_ahead: int = 7  # the maintenance job keeps this many daily partitions ready
 
     # API.
     api_body_max_bytes: int = 1_000_000
+    api_db_pool_max_size: int = 10
 
     @property
     def spool_dir(self) -> Path:

@@ -1,8 +1,14 @@
 """Writing clicks: bulk, idempotent.
 
 ``insert_clicks`` may be given the same records any number of times; each click id is
-stored once. It returns the ids actually inserted by this call, so derived data
-(rollups) can be updated from new rows only.
+stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
+from ``ts_ms``, which the click id's prefix fixes). It returns the ids actually inserted
+by this call, so derived data (rollups) can be updated from new rows only.
+
+Records are copied as text into a staging table and cast in SQL, so every fault in the
+data itself (a malformed uuid or inet, an over-long country, a NUL byte) surfaces as a
+Postgres data error (see ``core.store.errors.is_data_error``), never as a client-side
+encoding error, and aborts the whole call: nothing of it is written.
 """
 
 from __future__ import annotations
@@ -11,15 +17,16 @@ import datetime as dt
 from typing import Iterable, Sequence
 
 import asyncpg
+from msgspec.structs import astuple
 
 from core.models import ClickRecord
 from core.store.partitions import ensure_daily_partitions
 
-_COLUMNS = [f for f in ClickRecord.__struct_fields__]
+_COLUMNS = list(ClickRecord.__struct_fields__)
 
 _CREATE_STAGING = """
 create temp table if not exists clicks_staging (
-    click_id text, ts_ms bigint, org_id uuid, offer_id uuid, affiliate_id uuid, link_id uuid,
+    click_id text, ts_ms bigint, org_id text, offer_id text, affiliate_id text, link_id text,
     outcome text, sub1 text, sub2 text, sub3 text, sub4 text, sub5 text, source_id text,
     ip text, user_agent text, referer text, country text, device_type text
 ) on commit delete rows
@@ -30,9 +37,9 @@ insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_i
                     sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
                     country, device_type)
 select distinct on (click_id)
-       click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id, offer_id,
-       affiliate_id, link_id, outcome, sub1, sub2, sub3, sub4, sub5, source_id, ip::inet,
-       user_agent, referer, country, device_type
+       click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id::uuid,
+       offer_id::uuid, affiliate_id::uuid, link_id::uuid, outcome, sub1, sub2, sub3, sub4,
+       sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
 order by click_id
 on conflict do nothing
@@ -40,8 +47,12 @@ returning click_id
 """
 
 
+def click_day(ts_ms: int) -> dt.date:
+    return (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ts_ms)).date()
+
+
 def click_days(records: Iterable[ClickRecord]) -> set[dt.date]:
-    return {dt.datetime.fromtimestamp(r.ts_ms / 1000, dt.timezone.utc).date() for r in records}
+    return {click_day(ts_ms) for ts_ms in {r.ts_ms for r in records}}
 
 
 async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[str]:
@@ -51,10 +62,8 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
     await ensure_daily_partitions(conn, "clicks", click_days(records))
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
-        await conn.copy_records_to_table(
-            "clicks_staging",
-            records=[tuple(getattr(r, f) for f in _COLUMNS) for r in records],
-            columns=_COLUMNS,
-        )
+        # A caller's outer transaction would keep earlier rows until its commit.
+        await conn.execute("truncate clicks_staging")
+        await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         rows = await conn.fetch(_INSERT_FROM_STAGING)
     return [r["click_id"] for r in rows]

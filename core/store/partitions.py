@@ -1,35 +1,70 @@
-"""Daily partitions of the clicks table."""
+"""Daily partitions of the clicks table.
+
+A partition covers one UTC day, ``[day 00:00, day+1 00:00)``, and is named
+``{table}_pYYYYMMDD``. Creating one is idempotent and safe under concurrency: creators
+of the same name serialize on an advisory lock and the loser finds it present.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 
 import asyncpg
 
 _PARTITIONED_TABLES = ("clicks",)
+
+_EXISTING = """
+select c.relname
+from pg_inherits i
+join pg_class c on c.oid = i.inhrelid
+join pg_class p on p.oid = i.inhparent
+where p.relname = $1 and p.relnamespace = to_regnamespace(current_schema())::oid
+"""
 
 
 def partition_name(table: str, day: dt.date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
-async def ensure_daily_partitions(conn: asyncpg.Connection, table: str, days: set[dt.date]) -> None:
-    """Create the partitions of ``table`` for ``days`` that do not exist yet. Idempotent."""
-    if table not in _PARTITIONED_TABLES:
-        raise ValueError(f"{table} is not partitioned by day")
-    for day in sorted(days):
-        start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-        end = start + dt.timedelta(days=1)
-        name = partition_name(table, day)
-        # Postgres serializes concurrent creators on the parent's lock; IF NOT EXISTS
-        # makes the loser a no-op, and the advisory lock keeps it from erroring.
-        async with conn.transaction():
-            await conn.execute("select pg_advisory_xact_lock(hashtext($1))", name)
-            await conn.execute(
-                f"create table if not exists {name} partition of {table} "
-                f"for values from ('{start.isoformat()}') to ('{end.isoformat()}')"
-            )
-
-
 def days_ahead(today: dt.date, count: int) -> set[dt.date]:
     return {today + dt.timedelta(days=n) for n in range(count)}
+
+
+async def existing_partitions(conn: asyncpg.Connection, table: str) -> set[str]:
+    return {r["relname"] for r in await conn.fetch(_EXISTING, table)}
+
+
+async def ensure_daily_partitions(conn: asyncpg.Connection, table: str, days: Iterable[dt.date]) -> list[dt.date]:
+    """Create the partitions of ``table`` for ``days`` that do not exist yet; return those created.
+
+    Costs one catalog query when every partition is already there, which is the
+    steady state for the ingest worker (the maintenance job creates days ahead).
+    """
+    if table not in _PARTITIONED_TABLES:
+        raise ValueError(f"{table} is not partitioned by day")
+    present = await existing_partitions(conn, table)
+    created: list[dt.date] = []
+    for day in sorted(set(days)):
+        name = partition_name(table, day)
+        if name in present:
+            continue
+        if await _create_partition(conn, table, day, name):
+            created.append(day)
+    return created
+
+
+async def _create_partition(conn: asyncpg.Connection, table: str, day: dt.date, name: str) -> bool:
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    end = start + dt.timedelta(days=1)
+    async with conn.transaction():
+        # Concurrent creators of one name would otherwise race inside CREATE; the lock
+        # makes the second one see the first one's table.
+        await conn.execute("select pg_advisory_xact_lock(hashtext($1))", name)
+        if await conn.fetchval("select to_regclass($1) is not null", name):
+            return False
+        await conn.execute(
+            f"create table {name} partition of {table} "
+            f"for values from ('{start.isoformat()}') to ('{end.isoformat()}')"
+        )
+    return True
