@@ -1,0 +1,119 @@
+"""The edge's Prometheus metrics, cheap to update on the hot path.
+
+Counters are plain ints and the latency histogram is a list of per-bucket counts; a
+custom collector turns them into Prometheus families only when /metrics is scraped.
+
+With several edge processes (``settings.metrics_dir`` set), each one writes its
+cumulative snapshot to ``metrics_dir/edge-<pid>.json`` about once a second and at
+shutdown (write to a temporary name, then rename). /metrics adds up every snapshot
+file, using the live numbers for its own process. Files of processes that have exited
+are kept, so counters never go backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from bisect import bisect_left
+from pathlib import Path
+from typing import Iterable
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from core.models import FALLBACK_GEO, FALLBACK_PAUSED, FALLBACK_UNAPPROVED, REDIRECT, UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+OUTCOMES = (REDIRECT, FALLBACK_PAUSED, FALLBACK_UNAPPROVED, FALLBACK_GEO, UNAVAILABLE)
+SNAPSHOT_INTERVAL_S = 1.0
+
+
+class EdgeMetrics:
+    """Cumulative counts of one process."""
+
+    __slots__ = ("clicks", "latency_counts", "latency_sum_s", "spooled", "lost")
+
+    def __init__(self) -> None:
+        self.clicks: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)  # last one is +Inf
+        self.latency_sum_s = 0.0
+        self.spooled = 0
+        self.lost = 0
+
+    def observe_click(self, outcome: str, latency_s: float) -> None:
+        self.clicks[outcome] = self.clicks.get(outcome, 0) + 1
+        self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+        self.latency_sum_s += latency_s
+
+    def snapshot(self) -> dict:
+        return {
+            "clicks": dict(self.clicks), "latency_counts": list(self.latency_counts),
+            "latency_sum_s": self.latency_sum_s, "spooled": self.spooled, "lost": self.lost,
+        }
+
+
+def merge_snapshots(snapshots: Iterable[dict]) -> dict:
+    total = EdgeMetrics().snapshot()
+    for snap in snapshots:
+        for outcome, n in snap.get("clicks", {}).items():
+            total["clicks"][outcome] = total["clicks"].get(outcome, 0) + n
+        counts = snap.get("latency_counts", [])
+        if len(counts) == len(total["latency_counts"]):
+            total["latency_counts"] = [a + b for a, b in zip(total["latency_counts"], counts)]
+        total["latency_sum_s"] += snap.get("latency_sum_s", 0.0)
+        total["spooled"] += snap.get("spooled", 0)
+        total["lost"] += snap.get("lost", 0)
+    return total
+
+
+class SnapshotFiles:
+    """The per-process snapshot files in one metrics directory."""
+
+    def __init__(self, directory: Path, pid: int):
+        self.directory = directory
+        self.pid = pid
+        self.path = directory / f"edge-{pid}.json"
+
+    def write(self, metrics: EdgeMetrics) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(metrics.snapshot()))
+        os.replace(tmp, self.path)
+
+    def read_others(self) -> list[dict]:
+        snapshots = []
+        for path in self.directory.glob("edge-*.json"):
+            if path == self.path:
+                continue
+            try:
+                snapshots.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                log.warning("unreadable metrics snapshot %s", path)
+        return snapshots
+
+
+class EdgeCollector(Collector):
+    def __init__(self, metrics: EdgeMetrics, files: SnapshotFiles | None):
+        self.metrics = metrics
+        self.files = files
+
+    def collect(self):
+        others = self.files.read_others() if self.files is not None else []
+        snap = merge_snapshots([self.metrics.snapshot(), *others])
+        clicks = CounterMetricFamily("afftok_clicks", "Clicks answered by the edge, by outcome.", labels=["outcome"])
+        for outcome, n in sorted(snap["clicks"].items()):
+            clicks.add_metric([outcome], n)
+        yield clicks
+        cumulative, buckets = 0, []
+        for bound, n in zip([*map(str, LATENCY_BUCKETS_S), "+Inf"], snap["latency_counts"]):
+            cumulative += n
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "afftok_click_latency_seconds", "Click handler start to 302 sent.",
+            buckets=buckets, sum_value=snap["latency_sum_s"],
+        )
+        yield CounterMetricFamily("afftok_clicks_spooled", "Clicks written to the local spool while Redis was unreachable.", value=snap["spooled"])
+        yield CounterMetricFamily("afftok_clicks_lost", "Clicks neither in Redis nor in the spool.", value=snap["lost"])
