@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # API.
     api_body_max_bytes: int = 1_000_000
     api_db_pool_max_size: int = 10
+    api_db_pool_max_size: int = 10
 
     @property
     def spool_dir(self) -> Path:

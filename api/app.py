@@ -1,0 +1,86 @@
+"""The api process: ``create_app(settings)`` builds the Starlette app.
+
+Lifespan opens the Postgres pool and Redis client and rewrites the edge's link configs
+from Postgres once, so Redis matches the source of truth before the first request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.auth import authenticate, authorize
+from api.errors import HANDLED, handle_error
+from api.openapi import openapi_json
+from api.request_context import RequestContext
+from api.resources import Resources
+from api.routes import ENDPOINTS, Endpoint, Handler
+from core.db import create_pool
+from core.redis_keys import RedisKeys
+from core.settings import Settings
+from core.store.link_configs import sync_all_links
+
+
+def secured(endpoint: Endpoint) -> Handler:
+    """Wrap a handler so it runs only for an authenticated, authorized principal."""
+    if endpoint.action is None:
+        return endpoint.handler
+    handler, action = endpoint.handler, endpoint.action
+
+    async def guarded(request: Request) -> Response:
+        principal = await authenticate(request)
+        authorize(principal, action)
+        request.state.principal = principal
+        return await handler(request)
+
+    guarded.__name__ = handler.__module__.rsplit(".", 1)[-1] + "_" + handler.__name__
+    return guarded
+
+
+def _by_path() -> dict[str, dict[str, Handler]]:
+    paths: dict[str, dict[str, Handler]] = {}
+    for e in ENDPOINTS:
+        paths.setdefault(e.path, {})[e.method] = secured(e)
+    return paths
+
+
+def _dispatch(by_method: dict[str, Handler]) -> Handler:
+    """One route per path, so a 405 lists every allowed method."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    return endpoint
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keys = RedisKeys(prefix=settings.redis_prefix, click_stream_shards=settings.click_stream_shards)
+        pool = await create_pool(settings.database_url, max_size=settings.api_db_pool_max_size)
+        redis = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            async with pool.acquire() as conn:
+                await sync_all_links(conn, redis, keys)
+            app.state.resources = Resources(settings=settings, pool=pool, redis=redis, keys=keys)
+            yield
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    routes = [Route(path, _dispatch(by_method), methods=list(by_method)) for path, by_method in _by_path().items()]
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={cls: handle_error for cls in HANDLED},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,1 @@
+"""One module per resource. A handler decodes, calls one domain function, encodes."""

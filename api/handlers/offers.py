@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import queries
+from api.auth import principal
+from api.bodies import path_id, read_json, read_query
+from api.resources import connection, publish_affected, transaction
+from api.responses import json_response
+from api.schemas import ApprovalPut, OfferCreate, OfferPatch, OfferQuery, given_fields
+from core.store.offers import create_offer, set_offer_approval, update_offer
+
+
+async def create(request: Request) -> Response:
+    body = await read_json(request, OfferCreate)
+    async with transaction(request) as conn:
+        offer = await create_offer(conn, principal(request).org_id, **given_fields(body))
+    return json_response(offer, 201)
+
+
+async def list_(request: Request) -> Response:
+    query = read_query(request, OfferQuery)
+    async with connection(request) as conn:
+        return json_response(await queries.list_offers(conn, principal(request).org_id, query))
+
+
+async def get(request: Request) -> Response:
+    offer_id = path_id(request, "offer_id", "offer")
+    async with connection(request) as conn:
+        return json_response(await queries.get_offer(conn, principal(request).org_id, offer_id))
+
+
+async def update(request: Request) -> Response:
+    offer_id = path_id(request, "offer_id", "offer")
+    body = await read_json(request, OfferPatch)
+    async with transaction(request) as conn:
+        offer = await update_offer(conn, principal(request).org_id, offer_id, given_fields(body))
+    await publish_affected(request, offer.org_id, offer_id=offer.id)
+    return json_response(offer)
+
+
+async def set_approval(request: Request) -> Response:
+    offer_id = path_id(request, "offer_id", "offer")
+    affiliate_id = path_id(request, "affiliate_id", "affiliate")
+    body = await read_json(request, ApprovalPut)
+    async with transaction(request) as conn:
+        approval = await set_offer_approval(
+            conn, principal(request).org_id, offer_id, affiliate_id, body.status,
+            payout_minor=body.payout_minor, destination_url=body.destination_url,
+        )
+    await publish_affected(request, approval.org_id, offer_id=offer_id, affiliate_id=affiliate_id)
+    return json_response(approval)

@@ -1,0 +1,70 @@
+"""What every handler shares: the pool, Redis, key names and settings, built in lifespan.
+
+``transaction`` is the one way handlers open a write transaction (and the place a later
+row-level-security change sets the tenant for the session). ``publish_affected``
+republishes the edge config of the links a committed change touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import AsyncIterator
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+
+from api.errors import PublishFailed
+from core.redis_keys import RedisKeys
+from core.settings import Settings
+from core.store.link_configs import load_link_configs, publish_links
+
+log = logging.getLogger("afftok.api")
+
+
+class Resources(msgspec.Struct, frozen=True, kw_only=True):
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    keys: RedisKeys
+
+
+def resources(request: Request) -> Resources:
+    return request.app.state.resources
+
+
+@contextlib.asynccontextmanager
+async def transaction(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with resources(request).pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    async with resources(request).pool.acquire() as conn:
+        yield conn
+
+
+async def publish_affected(
+    request: Request, org_id: uuid.UUID, *, offer_id: uuid.UUID | None = None,
+    affiliate_id: uuid.UUID | None = None, token: str | None = None,
+) -> int:
+    """Publish the current config of the matching links; call only after commit."""
+    res = resources(request)
+    async with res.pool.acquire() as conn:
+        configs = await load_link_configs(
+            conn, str(org_id), offer_id=offer_id and str(offer_id),
+            affiliate_id=affiliate_id and str(affiliate_id), token=token,
+        )
+    try:
+        await publish_links(res.redis, res.keys, configs)
+    except (RedisError, OSError) as exc:
+        log.error("link config publish failed [%s]", request.state.correlation_id, exc_info=exc)
+        raise PublishFailed(
+            message="the change is saved, but the edge could not be told yet; it is repaired on the next sync"
+        ) from exc
+    return len(configs)

@@ -1,0 +1,64 @@
+"""The route table: every endpoint, the action it needs, and its body and response types.
+
+The app's routes and the OpenAPI document are both built from this one list, so an
+endpoint cannot exist without being documented and authorized.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import schemas as s
+from api.handlers import advertisers, affiliates, health, links, offers
+from core.store.advertisers import Advertiser
+from core.store.affiliates import Affiliate
+from core.store.offers import Offer, OfferApproval
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    method: str
+    path: str
+    handler: Handler
+    action: str | None  # None: public, no credentials needed
+    summary: str
+    response: Any
+    status: int = 200
+    body: Any = None
+    query: Any = None
+
+
+def _e(method: str, path: str, handler: Handler, action: str | None, summary: str, response: Any, **kw: Any) -> Endpoint:
+    return Endpoint(method=method, path=path, handler=handler, action=action, summary=summary, response=response, **kw)
+
+
+ENDPOINTS: list[Endpoint] = [
+    _e("GET", "/healthz", health.healthz, None, "Liveness", s.Health),
+    _e("POST", "/v1/advertisers", advertisers.create, "advertisers:write", "Create an advertiser", Advertiser,
+       status=201, body=s.AdvertiserCreate),
+    _e("GET", "/v1/advertisers", advertisers.list_, "advertisers:read", "List advertisers", s.AdvertiserPage,
+       query=s.PageQuery),
+    _e("GET", "/v1/advertisers/{advertiser_id}", advertisers.get, "advertisers:read", "Get an advertiser", Advertiser),
+    _e("POST", "/v1/affiliates", affiliates.create, "affiliates:write", "Create an affiliate", Affiliate,
+       status=201, body=s.AffiliateCreate),
+    _e("GET", "/v1/affiliates", affiliates.list_, "affiliates:read", "List affiliates", s.AffiliatePage,
+       query=s.PageQuery),
+    _e("GET", "/v1/affiliates/{affiliate_id}", affiliates.get, "affiliates:read", "Get an affiliate", Affiliate),
+    _e("PATCH", "/v1/affiliates/{affiliate_id}", affiliates.update, "affiliates:write",
+       "Update an affiliate (status changes republish its links)", Affiliate, body=s.AffiliatePatch),
+    _e("POST", "/v1/offers", offers.create, "offers:write", "Create an offer", Offer, status=201, body=s.OfferCreate),
+    _e("GET", "/v1/offers", offers.list_, "offers:read", "List offers", s.OfferPage, query=s.OfferQuery),
+    _e("GET", "/v1/offers/{offer_id}", offers.get, "offers:read", "Get an offer", Offer),
+    _e("PATCH", "/v1/offers/{offer_id}", offers.update, "offers:write",
+       "Update an offer; pause or activate with {\"status\": ...}", Offer, body=s.OfferPatch),
+    _e("PUT", "/v1/offers/{offer_id}/affiliates/{affiliate_id}", offers.set_approval, "offers:write",
+       "Set an affiliate's approval and overrides on an offer", OfferApproval, body=s.ApprovalPut),
+    _e("POST", "/v1/links", links.create, "links:write", "Create a tracking link", s.LinkOut,
+       status=201, body=s.LinkCreate),
+    _e("GET", "/v1/links", links.list_, "links:read", "List tracking links", s.LinkPage, query=s.LinkQuery),
+]

@@ -1,0 +1,151 @@
+"""Request and response bodies of the HTTP API, validated once at the boundary.
+
+Requests forbid unknown fields and bound every string, number and list. Records the
+domain returns (``core.store.*``) are encoded as they are; only API-specific shapes
+(pages, links with their tracking URL, errors) are defined here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
+from core.store.advertisers import Advertiser
+from core.store.affiliates import Affiliate
+from core.store.links import Link
+from core.store.offers import Offer
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Email = Annotated[str, Meta(min_length=3, max_length=320)]
+Url = Annotated[str, Meta(min_length=1, max_length=2048, description="absolute http(s) URL; macros only after the host")]
+MoneyMinor = Annotated[int, Meta(ge=0, le=MONEY_MAX_MINOR, description="integer minor units (cents)")]
+Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code")]
+Country = Annotated[str, Meta(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")]
+Countries = Annotated[list[Country], Meta(max_length=300)]
+WindowS = Annotated[int, Meta(ge=ATTRIBUTION_WINDOW_MIN_S, le=ATTRIBUTION_WINDOW_MAX_S)]
+Limit = Annotated[int, Meta(ge=1, le=200)]
+Cursor = Annotated[str, Meta(max_length=200)]
+OfferStatus = Literal["active", "paused", "archived"]
+AffiliateStatus = Literal["active", "inactive", "banned"]
+ApprovalStatus = Literal["approved", "pending", "rejected", "blocked"]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body and query: unknown fields are an error, not ignored."""
+
+
+class AdvertiserCreate(Body):
+    name: Name
+    status: Literal["active", "inactive"] = "active"
+
+
+class AffiliateCreate(Body):
+    name: Name
+    email: Email | None = None
+    status: AffiliateStatus = "active"
+
+
+class AffiliatePatch(Body):
+    name: Name | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    status: AffiliateStatus | UnsetType = UNSET
+
+
+class OfferCreate(Body):
+    advertiser_id: uuid.UUID
+    name: Name
+    destination_url: Url
+    fallback_url: Url | None = None
+    status: Literal["active", "paused"] = "active"
+    currency: Currency | UnsetType = UNSET  # default: the organization's currency
+    payout_minor: MoneyMinor = 0
+    revenue_minor: MoneyMinor = 0
+    attribution_window_s: WindowS = 30 * 24 * 3600
+    requires_approval: bool = False
+    geo_allow: Countries = []
+    geo_deny: Countries = []
+
+
+class OfferPatch(Body):
+    name: Name | UnsetType = UNSET
+    status: OfferStatus | UnsetType = UNSET
+    destination_url: Url | UnsetType = UNSET
+    fallback_url: Url | None | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    payout_minor: MoneyMinor | UnsetType = UNSET
+    revenue_minor: MoneyMinor | UnsetType = UNSET
+    attribution_window_s: WindowS | UnsetType = UNSET
+    requires_approval: bool | UnsetType = UNSET
+    geo_allow: Countries | UnsetType = UNSET
+    geo_deny: Countries | UnsetType = UNSET
+
+
+class ApprovalPut(Body):
+    """The whole approval: omitted overrides are cleared."""
+
+    status: ApprovalStatus
+    payout_minor: MoneyMinor | None = None
+    destination_url: Url | None = None
+
+
+class LinkCreate(Body):
+    offer_id: uuid.UUID
+    affiliate_id: uuid.UUID
+
+
+class PageQuery(Body):
+    limit: Limit = 50
+    cursor: Cursor | None = None
+
+
+class OfferQuery(PageQuery):
+    status: OfferStatus | None = None
+    advertiser_id: uuid.UUID | None = None
+
+
+class LinkQuery(PageQuery):
+    offer_id: uuid.UUID | None = None
+    affiliate_id: uuid.UUID | None = None
+
+
+class LinkOut(Link, kw_only=True):
+    tracking_url: str | None = None
+
+
+class AdvertiserPage(msgspec.Struct, kw_only=True):
+    data: list[Advertiser]
+    next_cursor: str | None = None
+
+
+class AffiliatePage(msgspec.Struct, kw_only=True):
+    data: list[Affiliate]
+    next_cursor: str | None = None
+
+
+class OfferPage(msgspec.Struct, kw_only=True):
+    data: list[Offer]
+    next_cursor: str | None = None
+
+
+class LinkPage(msgspec.Struct, kw_only=True):
+    data: list[LinkOut]
+    next_cursor: str | None = None
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    correlation_id: str
+
+
+def given_fields(body: msgspec.Struct) -> dict:
+    """The fields a request actually set (PATCH semantics)."""
+    return {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
