@@ -55,7 +55,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # API.
     api_body_max_bytes: int = 1_000_000
     api_db_pool_max_size: int = 10
-    api_db_pool_max_size: int = 10
 
     @property
     def spool_dir(self) -> Path:
