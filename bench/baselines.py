@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from bench.processes import free_port, listening_socket, stop, wait_until_answering
+from bench.processes import die_with_parent, free_port, listening_socket, stop, wait_until_answering
 
 CLICK_PATH = "/c/bench-token?sub1=hello&sub2=world"
 
@@ -29,7 +29,7 @@ def bare_starlette() -> Iterator[str]:
     sock = listening_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{CLICK_PATH}"
     args = [sys.executable, "-m", "uvicorn", "bench.bare_app:create_app", *_UVICORN_FLAGS, "--fd", str(sock.fileno())]
-    proc = subprocess.Popen(args, pass_fds=(sock.fileno(),))
+    proc = subprocess.Popen(args, pass_fds=(sock.fileno(),), preexec_fn=die_with_parent)
     sock.close()
     try:
         wait_until_answering(url, proc, timeout_s=30)
@@ -68,7 +68,7 @@ def nginx(binary: str) -> Iterator[str]:
         port = free_port()
         conf = Path(prefix) / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(prefix=prefix, port=port))
-        proc = subprocess.Popen([binary, "-p", prefix, "-e", f"{prefix}/error.log", "-c", str(conf)])
+        proc = subprocess.Popen([binary, "-p", prefix, "-e", f"{prefix}/error.log", "-c", str(conf)], preexec_fn=die_with_parent)
         url = f"http://127.0.0.1:{port}{CLICK_PATH}"
         try:
             wait_until_answering(url, proc, timeout_s=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import signal
 import socket
@@ -57,3 +58,18 @@ def stop(proc: subprocess.Popen, timeout_s: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM if the harness dies, even by SIGKILL."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def require_loopback(url: str) -> str:
+    """Load goes to this machine only."""
+    if urlsplit(url).hostname != "127.0.0.1":
+        raise ValueError(f"refusing to send load to {url}: only 127.0.0.1 is allowed")
+    return url

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import msgspec
 
-from bench.processes import stop
+from bench.processes import die_with_parent, stop
 
 
 class UpInfo(msgspec.Struct, kw_only=True):
@@ -60,7 +60,8 @@ def running_stack(timeout_s: float = 180) -> Iterator[UpInfo]:
     env = {**os.environ, "AFFTOK_DATA_DIR": str(data_dir), "AFFTOK_EDGE_PORT": "0", "AFFTOK_API_PORT": "0"}
     with open(data_dir / "bench-up.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "afftok", "up"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "afftok", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
     failed = True
     try:

@@ -1,0 +1,61 @@
+"""Rendering results: an aligned table for the terminal, a markdown block for the README."""
+
+from __future__ import annotations
+
+from bench.results import BARE, NGINX, BenchResults
+
+
+def _ratio(rps: float, base: float | None) -> str:
+    return f"{rps / base:.2f}×" if base else "—"
+
+
+def peak_rows(results: BenchResults) -> list[list[str]]:
+    bare = results.peak[BARE].rps
+    nginx = results.peak[NGINX].rps if NGINX in results.peak else None
+    rows = [["target", "rps", "p50", "p99", "vs bare Starlette", "vs nginx"]]
+    for name, run in results.peak.items():
+        rows.append([name, f"{run.rps:,.0f}", f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms", _ratio(run.rps, bare), _ratio(run.rps, nginx)])
+    half = results.half_peak
+    rows.append([f"edge at half peak (hey, {half.target_rps:,.0f} rps asked)", f"{half.rps:,.0f}",
+                 f"{half.p50_ms:.2f} ms", f"{half.p99_ms:.2f} ms", "", ""])
+    return rows
+
+
+def check_rows(results: BenchResults) -> list[list[str]]:
+    return [["check", "target", "measured", "result"]] + [
+        [c.name, c.target, c.measured, "PASS" if c.passed else "FAIL"] for c in results.checks
+    ]
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("---" for _ in rows[0]) + "|")
+    return "\n".join(lines)
+
+
+def _method(results: BenchResults) -> str:
+    return (
+        f"wrk -t1 -c{results.peak[BARE].connections}, {results.duration_s:g} s per run, median of "
+        f"{results.rounds} interleaved round(s) per target ({', '.join(results.peak_rounds)}); ingest worker paused "
+        f"during the peak runs. Half peak: hey -c{results.half_peak.connections} at a fixed rate with the "
+        f"whole stack live. Ingest: one consumer draining {results.ingest.clicks:,} queued clicks alone "
+        f"({results.ingest.seconds:.1f} s)."
+    )
+
+
+def terminal_report(results: BenchResults) -> str:
+    return f"{text_table(peak_rows(results))}\n\n{text_table(check_rows(results))}"
+
+
+def markdown_report(results: BenchResults) -> str:
+    return (
+        f"Machine: {results.machine.describe()}.\n\n{_method(results)}\n\n"
+        f"{markdown_table(peak_rows(results))}\n\n{markdown_table(check_rows(results))}\n"
+    )

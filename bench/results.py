@@ -1,0 +1,74 @@
+"""Everything one ``bench.run`` measured, the targets it is held to, and where it is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from bench.click_lag import ClickLag
+from bench.ingest_capacity import IngestCapacity
+from bench.load_result import LoadResult
+from bench.machine import Machine
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+EDGE, BARE, NGINX = "edge", "bare Starlette", "nginx"
+
+EDGE_VS_BARE_MIN = 0.6
+HALF_PEAK_P99_MAX_MS = 5.0
+CLICK_LAG_P99_MAX_MS = 1000.0
+INGEST_VS_EDGE_MIN = 3.0
+
+
+class Check(msgspec.Struct, kw_only=True):
+    name: str
+    target: str
+    measured: str
+    passed: bool
+
+
+class BenchResults(msgspec.Struct, kw_only=True):
+    machine: Machine
+    duration_s: float
+    rounds: int
+    peak: dict[str, LoadResult]  # the median round of each target
+    peak_rounds: dict[str, list[LoadResult]]
+    half_peak: LoadResult
+    click_lag: ClickLag
+    ingest: IngestCapacity
+    checks: list[Check] = []
+
+    @property
+    def clicks_answered(self) -> int:
+        return self.half_peak.status_counts.get("302", 0)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def evaluate(results: BenchResults) -> list[Check]:
+    edge, bare = results.peak[EDGE].rps, results.peak[BARE].rps
+    lag, ingest = results.click_lag, results.ingest
+    return [
+        Check(name="edge throughput vs bare Starlette", target=f"≥ {EDGE_VS_BARE_MIN}×",
+              measured=f"{edge / bare:.2f}× ({edge:,.0f} / {bare:,.0f} rps)", passed=edge >= EDGE_VS_BARE_MIN * bare),
+        Check(name=f"edge p99 at half peak ({results.half_peak.rps:,.0f} rps)", target=f"≤ {HALF_PEAK_P99_MAX_MS:g} ms",
+              measured=_ms(results.half_peak.p99_ms), passed=results.half_peak.p99_ms <= HALF_PEAK_P99_MAX_MS),
+        Check(name="click → row p99", target=f"≤ {CLICK_LAG_P99_MAX_MS:g} ms",
+              measured=f"{_ms(lag.p99_ms)} (p50 {_ms(lag.p50_ms)}, max {_ms(lag.max_ms)})",
+              passed=lag.p99_ms is not None and lag.p99_ms <= CLICK_LAG_P99_MAX_MS),
+        Check(name="302s answered = rows in Postgres", target="equal",
+              measured=f"{results.clicks_answered:,} / {lag.rows:,}", passed=results.clicks_answered == lag.rows),
+        Check(name="one ingest worker vs edge peak", target=f"≥ {INGEST_VS_EDGE_MIN:g}×",
+              measured=f"{ingest.clicks_per_s / edge:.2f}× ({ingest.clicks_per_s:,.0f} clicks/s)",
+              passed=ingest.inserted == ingest.clicks and ingest.clicks_per_s >= INGEST_VS_EDGE_MIN * edge),
+    ]
+
+
+def save(results: BenchResults, name: str = "latest.json") -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / name
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(results), indent=2))
+    return path

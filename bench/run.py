@@ -1,0 +1,138 @@
+"""``make bench``: the edge against bare Starlette and nginx, then latency, lag and ingest.
+
+One run, one machine, load sent to 127.0.0.1 only, every load run bounded in time:
+
+1. ``afftok up`` in a temporary data directory; bare Starlette and nginx beside it.
+2. Peak throughput (wrk, closed loop) of each target, interleaved rounds, the ingest
+   worker paused so the edge gets the same machine as the baselines.
+3. The edge at half its peak (hey, fixed rate) with the whole stack live; then the lag
+   from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows found.
+4. One ingest consumer draining a queued backlog alone: clicks per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import statistics
+import sys
+import time
+from contextlib import ExitStack, nullcontext
+
+from bench import baselines
+from bench.click_lag import measure_click_lag, wait_for_drain
+from bench.hey import run_hey
+from bench.ingest_capacity import measure_ingest_capacity
+from bench.load_result import LoadResult
+from bench.machine import this_machine
+from bench.processes import require_loopback
+from bench.report import markdown_report, terminal_report
+from bench.results import BARE, EDGE, NGINX, BenchResults, evaluate, save
+from bench.stack import UpInfo, component_pids, paused, running_stack
+from bench.tools import MissingTool, find_tools
+from bench.wrk import run_wrk
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run (default 10)")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per target (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="peak runs per target, interleaved; the median counts (default 3)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    parser.add_argument("--hey-connections", type=int, default=32, help="hey workers at half peak (default 32)")
+    parser.add_argument("--ingest-clicks", type=int, default=200_000, help="backlog for the ingest run (default 200000)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 1 s warm-up, 1 round, 50k ingest clicks")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.rounds, args.ingest_clicks = 3, 1, 1, 50_000
+    return args
+
+
+def _median_run(runs: list[LoadResult]) -> LoadResult:
+    median_rps = statistics.median_low(r.rps for r in runs)
+    return next(r for r in runs if r.rps == median_rps)
+
+
+def measure_peaks(targets: dict[str, str], args, tools) -> tuple[dict[str, list[LoadResult]], int]:
+    """Every target's rounds, and how many clicks the edge answered (warm-up included)."""
+    wrk = dict(connections=args.connections, binary=tools["wrk"])
+    rounds: dict[str, list[LoadResult]] = {name: [] for name in targets}
+    edge_requests = 0
+    for name, url in targets.items():
+        edge_requests += run_wrk(url, args.warmup, **wrk).requests if name == EDGE else 0
+    for round_no in range(args.rounds):
+        for name, url in targets.items():
+            run = run_wrk(url, args.duration, **wrk)
+            rounds[name].append(run)
+            edge_requests += run.requests if name == EDGE else 0
+            print(f"  round {round_no + 1}  {name:<15} {run.rps:>9,.0f} rps  p50 {run.p50_ms:.2f} ms  p99 {run.p99_ms:.2f} ms", flush=True)
+    return rounds, edge_requests
+
+
+def measure(up: UpInfo, targets: dict[str, str], args, tools) -> BenchResults:
+    print("peak throughput (wrk), ingest worker paused", flush=True)
+    peak_start_s = time.time()
+    with paused(component_pids(up, "worker")):
+        rounds, edge_requests = measure_peaks(targets, args, tools)
+    print("draining the peak runs' clicks into Postgres", flush=True)
+    asyncio.run(wait_for_drain(up.database_url, peak_start_s, time.time(), expected=edge_requests))
+
+    peak = {name: _median_run(runs) for name, runs in rounds.items()}
+    rate_rps = peak[EDGE].rps / 2
+    print(f"edge at half peak (hey, {rate_rps:,.0f} rps), whole stack live", flush=True)
+    half_start_s = time.time()
+    half = run_hey(targets[EDGE], args.duration, rate_rps, connections=args.hey_connections, binary=tools["hey"])
+    half_end_s = time.time()
+    print("click → row lag", flush=True)
+    lag = asyncio.run(measure_click_lag(up.database_url, half_start_s, half_end_s, expected=half.status_counts.get("302", 0)))
+
+    print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
+    ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
+    return BenchResults(
+        machine=this_machine(), duration_s=args.duration, rounds=args.rounds,
+        peak=peak, peak_rounds=rounds, half_peak=half, click_lag=lag, ingest=ingest,
+    )
+
+
+def run(args) -> BenchResults:
+    tools = find_tools()
+    if not tools["nginx"]:
+        print("bench: nginx not found, skipping its baseline (install with: sudo apt-get install -y nginx)", flush=True)
+    with ExitStack() as stack:
+        print("starting afftok up and the baselines", flush=True)
+        up = stack.enter_context(running_stack())
+        targets = {EDGE: up.demo_link, BARE: stack.enter_context(baselines.bare_starlette())}
+        nginx_url = stack.enter_context(baselines.nginx(tools["nginx"]) if tools["nginx"] else nullcontext())
+        if nginx_url:
+            targets[NGINX] = nginx_url
+        for url in targets.values():
+            require_loopback(url)
+        results = measure(up, targets, args, tools)
+    results.checks = evaluate(results)
+    return results
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt  # so every started process is stopped on the way out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        results = run(args)
+    except MissingTool as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    path = save(results)
+    print(f"\n{terminal_report(results)}\n\nresults: {path}\n\nmarkdown for bench/README.md:\n")
+    print(markdown_report(results))
+    return 0 if all(c.passed for c in results.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
