@@ -27,8 +27,9 @@ def record_queue_depth(backlog_entries: Mapping[str, int]) -> None:
 async def measure_queue_depth(redis: aioredis.Redis, keys: RedisKeys) -> dict[str, int]:
     """Backlog per click stream, recorded in the gauge and returned.
 
-    Exact while the ingest consumer trims exactly what every group acked: the stream
-    then holds only entries some group still needs.
+    The ingest consumer trims exactly what every group acked, so a stream holds the
+    entries still needed plus, behind an old entry stuck pending, acked ones that
+    trimming (a prefix cut) cannot reach yet: an upper bound, exact in the steady state.
     """
     streams = keys.click_streams()
     async with redis.pipeline(transaction=False) as pipe:
