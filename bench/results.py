@@ -35,6 +35,7 @@ class BenchResults(msgspec.Struct, kw_only=True):
     peak: dict[str, LoadResult]  # the median round of each target
     peak_rounds: dict[str, list[LoadResult]]
     half_peak: LoadResult
+    half_peak_bare: LoadResult  # the same rate against bare Starlette: the load tool's floor
     click_lag: ClickLag
     ingest: IngestCapacity
     checks: list[Check] = []

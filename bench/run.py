@@ -6,7 +6,8 @@ One run, one machine, load sent to 127.0.0.1 only, every load run bounded in tim
 2. Peak throughput (wrk, closed loop) of each target, interleaved rounds, the ingest
    worker paused so the edge gets the same machine as the baselines.
 3. The edge at half its peak (hey, fixed rate) with the whole stack live; then the lag
-   from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows found.
+   from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows found;
+   then bare Starlette at the same rate, to show what the load tool itself adds.
 4. One ingest consumer draining a queued backlog alone: clicks per second.
 """
 
@@ -86,12 +87,14 @@ def measure(up: UpInfo, targets: dict[str, str], args, tools) -> BenchResults:
     half_end_s = time.time()
     print("click → row lag", flush=True)
     lag = asyncio.run(measure_click_lag(up.database_url, half_start_s, half_end_s, expected=half.status_counts.get("302", 0)))
+    print("bare Starlette at the same rate (the load tool's own floor)", flush=True)
+    half_bare = run_hey(targets[BARE], args.duration, rate_rps, connections=args.hey_connections, binary=tools["hey"])
 
     print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
     ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
     return BenchResults(
         machine=this_machine(), duration_s=args.duration, rounds=args.rounds,
-        peak=peak, peak_rounds=rounds, half_peak=half, click_lag=lag, ingest=ingest,
+        peak=peak, peak_rounds=rounds, half_peak=half, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
     )
 
 
