@@ -1,0 +1,87 @@
+"""The arq worker, built from ``Settings``: ``arq.run_worker(worker_settings(settings))``.
+
+Besides arq's queue (maintenance jobs on cron), the worker process runs the click ingest
+consumer as a background task for its whole life: started in ``on_startup`` and stopped
+in ``on_shutdown``, which arq runs on SIGTERM/SIGINT (its own signal handling), after the
+consumer finishes the batch under way and acks what committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+from arq.connections import RedisSettings
+from arq.cron import cron
+
+from core.db import create_pool
+from core.redis_keys import RedisKeys
+from core.settings import Settings
+from workers.click_ingest import ClickIngest
+from workers.maintenance import create_click_partitions_job, resync_link_configs_job
+
+log = logging.getLogger(__name__)
+
+_LINK_SYNC_MINUTES = set(range(0, 60, 5))
+_PARTITIONS_MINUTE = 7  # hourly, off the top of the hour
+_STOP_GRACE_S = 30.0
+
+
+def redis_keys(settings: Settings) -> RedisKeys:
+    return RedisKeys(prefix=settings.redis_prefix, click_stream_shards=settings.click_stream_shards)
+
+
+def worker_settings(settings: Settings) -> dict:
+    """Keyword arguments for ``arq.Worker`` (``arq.run_worker`` accepts the dict)."""
+    keys = redis_keys(settings)
+
+    async def on_startup(ctx: dict) -> None:
+        ctx["settings"] = settings
+        ctx["keys"] = keys
+        ctx["pool"] = await create_pool(settings.database_url)
+        # The consumer blocks on XREADGROUP: its own connections, not arq's.
+        ctx["stream_redis"] = aioredis.Redis.from_url(settings.redis_url)
+        await start_click_ingest(ctx)
+
+    async def on_shutdown(ctx: dict) -> None:
+        try:
+            await stop_click_ingest(ctx)
+        finally:
+            if "stream_redis" in ctx:
+                await ctx["stream_redis"].aclose()
+            if "pool" in ctx:
+                await ctx["pool"].close()
+
+    return {
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": keys.arq_queue,
+        "functions": [create_click_partitions_job, resync_link_configs_job],
+        "cron_jobs": [
+            cron(create_click_partitions_job, minute=_PARTITIONS_MINUTE, second=0, run_at_startup=True),
+            cron(resync_link_configs_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
+        ],
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+    }
+
+
+async def start_click_ingest(ctx: dict) -> None:
+    consumer = ClickIngest(ctx["settings"], ctx["pool"], ctx["stream_redis"], ctx["keys"])
+    stop = asyncio.Event()
+    ctx["click_ingest"] = consumer
+    ctx["click_ingest_stop"] = stop
+    ctx["click_ingest_task"] = asyncio.create_task(consumer.run_forever(stop), name="click-ingest")
+
+
+async def stop_click_ingest(ctx: dict) -> None:
+    """Let the batch under way finish (commit, then ack); cancel only past the grace period."""
+    task: asyncio.Task | None = ctx.get("click_ingest_task")
+    if task is None:
+        return
+    ctx["click_ingest_stop"].set()
+    try:
+        await asyncio.wait_for(task, _STOP_GRACE_S)
+    except asyncio.TimeoutError:
+        # Cancelled mid-batch: nothing un-committed was acked, so redelivery covers it.
+        log.warning("click ingest did not stop within %.0f s; cancelled", _STOP_GRACE_S)
