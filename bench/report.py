@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.results import BARE, EDGE, NGINX, BenchResults
+from bench.results import BARE, NGINX, BenchResults
 
 
 def _ratio(rps: float, base: float | None) -> str:
@@ -15,8 +15,8 @@ def peak_rows(results: BenchResults) -> list[list[str]]:
     rows = [["target", "rps", "p50", "p99", "vs bare Starlette", "vs nginx"]]
     for name, run in results.peak.items():
         rows.append([name, f"{run.rps:,.0f}", f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms", _ratio(run.rps, bare), _ratio(run.rps, nginx)])
-    for name, run in ((EDGE, results.half_peak), (BARE, results.half_peak_bare)):
-        rows.append([f"{name} at edge half peak (hey, {run.target_rps:,.0f} rps asked)", f"{run.rps:,.0f}",
+    for label, run in (("edge, half its peak", results.half_peak), (f"{BARE}, same rate", results.half_peak_bare)):
+        rows.append([f"{label} (hey, {run.target_rps:,.0f} rps asked)", f"{run.rps:,.0f}",
                      f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms", "", ""])
     return rows
 
@@ -56,6 +56,7 @@ def terminal_report(results: BenchResults) -> str:
 
 def markdown_report(results: BenchResults) -> str:
     return (
-        f"Machine: {results.machine.describe()}.\n\n{_method(results)}\n\n"
+        f"Machine: {results.machine.describe()}; {results.cpu_busy_before_pct:.0f}% CPU busy just before the run.\n\n"
+        f"{_method(results)}\n\n"
         f"{markdown_table(peak_rows(results))}\n\n{markdown_table(check_rows(results))}\n"
     )

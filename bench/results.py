@@ -30,6 +30,7 @@ class Check(msgspec.Struct, kw_only=True):
 
 class BenchResults(msgspec.Struct, kw_only=True):
     machine: Machine
+    cpu_busy_before_pct: float  # other load on the machine just before the run
     duration_s: float
     rounds: int
     peak: dict[str, LoadResult]  # the median round of each target

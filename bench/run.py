@@ -22,17 +22,19 @@ import time
 from contextlib import ExitStack, nullcontext
 
 from bench import baselines
-from bench.click_lag import measure_click_lag, wait_for_drain
+from bench.click_lag import ClickLag, measure_click_lag, wait_for_drain
 from bench.hey import run_hey
 from bench.ingest_capacity import measure_ingest_capacity
 from bench.load_result import LoadResult
-from bench.machine import this_machine
+from bench.machine import cpu_busy_pct, this_machine
 from bench.processes import require_loopback
 from bench.report import markdown_report, terminal_report
 from bench.results import BARE, EDGE, NGINX, BenchResults, evaluate, save
 from bench.stack import UpInfo, component_pids, paused, running_stack
 from bench.tools import MissingTool, find_tools
 from bench.wrk import run_wrk
+
+BUSY_WARN_PCT = 10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,35 +73,46 @@ def measure_peaks(targets: dict[str, str], args, tools) -> tuple[dict[str, list[
     return rounds, edge_requests
 
 
-def measure(up: UpInfo, targets: dict[str, str], args, tools) -> BenchResults:
+def measure_throughput(up: UpInfo, targets: dict[str, str], args, tools) -> dict[str, list[LoadResult]]:
     print("peak throughput (wrk), ingest worker paused", flush=True)
     peak_start_s = time.time()
     with paused(component_pids(up, "worker")):
         rounds, edge_requests = measure_peaks(targets, args, tools)
     print("draining the peak runs' clicks into Postgres", flush=True)
     asyncio.run(wait_for_drain(up.database_url, peak_start_s, time.time(), expected=edge_requests))
+    return rounds
 
-    peak = {name: _median_run(runs) for name, runs in rounds.items()}
-    rate_rps = peak[EDGE].rps / 2
+
+def measure_fixed_rate(up: UpInfo, targets: dict[str, str], rate_rps: float, args, tools) -> tuple[LoadResult, ClickLag, LoadResult]:
+    """The edge at ``rate_rps`` with the whole stack live, its clicks' lag, and bare Starlette at that rate."""
+    hey = dict(connections=args.hey_connections, binary=tools["hey"])
     print(f"edge at half peak (hey, {rate_rps:,.0f} rps), whole stack live", flush=True)
-    half_start_s = time.time()
-    half = run_hey(targets[EDGE], args.duration, rate_rps, connections=args.hey_connections, binary=tools["hey"])
-    half_end_s = time.time()
+    start_s = time.time()
+    edge = run_hey(targets[EDGE], args.duration, rate_rps, **hey)
+    end_s = time.time()
     print("click → row lag", flush=True)
-    lag = asyncio.run(measure_click_lag(up.database_url, half_start_s, half_end_s, expected=half.status_counts.get("302", 0)))
+    lag = asyncio.run(measure_click_lag(up.database_url, start_s, end_s, expected=edge.status_counts.get("302", 0)))
     print("bare Starlette at the same rate (the load tool's own floor)", flush=True)
-    half_bare = run_hey(targets[BARE], args.duration, rate_rps, connections=args.hey_connections, binary=tools["hey"])
+    return edge, lag, run_hey(targets[BARE], args.duration, rate_rps, **hey)
 
+
+def measure(up: UpInfo, targets: dict[str, str], args, tools, busy_pct: float) -> BenchResults:
+    rounds = measure_throughput(up, targets, args, tools)
+    peak = {name: _median_run(runs) for name, runs in rounds.items()}
+    half, lag, half_bare = measure_fixed_rate(up, targets, peak[EDGE].rps / 2, args, tools)
     print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
     ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
     return BenchResults(
-        machine=this_machine(), duration_s=args.duration, rounds=args.rounds,
+        machine=this_machine(), cpu_busy_before_pct=busy_pct, duration_s=args.duration, rounds=args.rounds,
         peak=peak, peak_rounds=rounds, half_peak=half, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
     )
 
 
 def run(args) -> BenchResults:
     tools = find_tools()
+    busy_pct = cpu_busy_pct()
+    if busy_pct > BUSY_WARN_PCT:
+        print(f"bench: warning: the machine is already {busy_pct:.0f}% busy; figures will be low and noisy", flush=True)
     if not tools["nginx"]:
         print("bench: nginx not found, skipping its baseline (install with: sudo apt-get install -y nginx)", flush=True)
     with ExitStack() as stack:
@@ -111,7 +124,7 @@ def run(args) -> BenchResults:
             targets[NGINX] = nginx_url
         for url in targets.values():
             require_loopback(url)
-        results = measure(up, targets, args, tools)
+        results = measure(up, targets, args, tools, busy_pct)
     results.checks = evaluate(results)
     return results
 
