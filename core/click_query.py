@@ -56,9 +56,7 @@ def decode_query_value(raw: bytes) -> str | None:
 
 
 def _decode_key(raw: bytes) -> bytes:
-    if b"%" in raw or b"+" in raw:
-        return unquote_to_bytes(raw.replace(b"+", b" "))
-    return raw
+    return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
 def parse_click_query(query: bytes, max_bytes: int) -> ClickQuery:
@@ -68,7 +66,9 @@ def parse_click_query(query: bytes, max_bytes: int) -> ClickQuery:
     seen = 0
     for pair in query.split(b"&"):
         key, _, raw = pair.partition(b"=")
-        index = _FIELD_INDEX.get(_decode_key(key))
+        index = _FIELD_INDEX.get(key)
+        if index is None and (b"%" in key or b"+" in key):
+            index = _FIELD_INDEX.get(_decode_key(key))
         if index is None or seen & (1 << index):
             continue
         seen |= 1 << index
