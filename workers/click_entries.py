@@ -51,3 +51,18 @@ def record_problem(record: ClickRecord) -> str | None:
     if click_id_time_ms(record.click_id) != record.ts_ms:
         return "ts_ms differs from the click id's time"
     return None
+
+
+def entry_click_count(fields: dict[bytes, bytes] | None) -> int:
+    """Clicks in an entry without decoding it: the msgpack array header holds the count."""
+    payload = (fields or {}).get(b"c", b"")
+    if not payload:
+        return 0
+    head = payload[0]
+    if head & 0xF0 == 0x90:  # fixarray
+        return head & 0x0F
+    if head == 0xDC and len(payload) >= 3:  # array 16
+        return int.from_bytes(payload[1:3], "big")
+    if head == 0xDD and len(payload) >= 5:  # array 32
+        return int.from_bytes(payload[1:5], "big")
+    return 1  # not an array: poison, counted as one so batching still moves on

@@ -35,7 +35,7 @@ import math
 import os
 import socket
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import asyncpg
 import msgspec
@@ -47,7 +47,7 @@ from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.clicks import insert_clicks
 from core.store.errors import is_data_error
-from workers.click_entries import Rejected, decode_click_entry
+from workers.click_entries import Rejected, decode_click_entry, entry_click_count
 from workers.click_streams import ClickStreams, StreamEntry
 from workers.queue_depth import measure_queue_depth
 
@@ -194,7 +194,7 @@ class ClickIngest:
 
     def _learn_entry_size(self, entries: Sequence[StreamEntry]) -> None:
         # The largest entry of the last read: overshoot stays within one read's spread.
-        self._clicks_per_entry = max(1, max(_entry_clicks(e) for e in entries))
+        self._clicks_per_entry = max(1, max(entry_click_count(e.fields) for e in entries))
 
     # -- applying --------------------------------------------------------------------
 
@@ -259,20 +259,5 @@ def _add(batch: dict[tuple[str, str], StreamEntry], entries: Sequence[StreamEntr
     return len(batch) - before
 
 
-def _entry_clicks(entry: StreamEntry) -> int:
-    """Clicks in an entry without decoding it: the msgpack array header holds the count."""
-    payload = (entry.fields or {}).get(b"c", b"")
-    if not payload:
-        return 0
-    head = payload[0]
-    if head & 0xF0 == 0x90:
-        return head & 0x0F
-    if head == 0xDC and len(payload) >= 3:
-        return int.from_bytes(payload[1:3], "big")
-    if head == 0xDD and len(payload) >= 5:
-        return int.from_bytes(payload[1:5], "big")
-    return 1
-
-
-def _clicks_in(entries) -> int:
-    return sum(_entry_clicks(e) for e in entries)
+def _clicks_in(entries: Iterable[StreamEntry]) -> int:
+    return sum(entry_click_count(e.fields) for e in entries)

@@ -289,3 +289,38 @@ async def test_sub_ids_round_trip_byte_exact(make_consumer, pool, redis, keys):
                               " from clicks where click_id = $1", record.click_id)
     assert list(row.values()) == nasty[:7] + ["".join(nasty[7:])]
     assert [v.encode() for v in row.values()] == [v.encode() for v in nasty[:7] + ["".join(nasty[7:])]]
+
+
+async def test_a_flushed_redis_is_picked_up_again(make_consumer, pool, redis, keys):
+    consumer = make_consumer()
+    before = make_clicks(2)
+    await push(redis, keys, before)
+    await consumer.run_once()
+    await redis.delete(keys.click_stream(0))  # Redis lost the stream and its group
+    after = make_clicks(3)
+    await push(redis, keys, after)  # the edge keeps writing: a new stream, no group
+
+    with pytest.raises(Exception, match="NOGROUP"):
+        await consumer.run_once()
+    counts = await consumer.run_once()
+
+    assert counts.clicks_inserted == 3  # the group is recreated from the start of the stream
+    assert_exactly_once(await stored_click_ids(pool), before + after)
+
+
+async def test_every_shard_is_consumed(make_consumer, ingest_settings, pool, redis, keys):
+    import msgspec
+
+    sharded = msgspec.structs.replace(keys, click_stream_shards=3)
+    batches = [make_clicks(2) for _ in range(3)]
+    for shard, batch in enumerate(batches):
+        await push(redis, sharded, batch, shard=shard)
+    from workers.click_ingest import ClickIngest
+
+    consumer = ClickIngest(msgspec.structs.replace(ingest_settings, click_stream_shards=3), pool, redis, sharded,
+                           consumer="c")
+    await consumer.drain()
+
+    assert_exactly_once(await stored_click_ids(pool), [r for b in batches for r in b])
+    for shard in range(3):
+        assert await pending_count(redis, sharded, shard=shard) == 0
