@@ -128,14 +128,15 @@ async def update_offer(
     """Apply ``changes`` (pause/activate is ``{"status": ...}``); another org's id is NotFound."""
     values = _checked(changes)
     assignments = "".join(f", {column} = ${n}" for n, column in enumerate(values, start=3))
-    row = await conn.fetchrow(
-        f"update offers set updated_at = now(){assignments} where org_id = $1 and id = $2 returning {COLUMNS}",
-        org_id, offer_id, *values.values(),
-    )
-    if row is None:
-        raise NotFound("not_found", "offer not found")
-    offer = Offer(**dict(row))
-    _check_geo_overlap(offer.geo_allow, offer.geo_deny)  # raising rolls the caller's transaction back
+    async with conn.transaction():  # a savepoint inside the caller's transaction
+        row = await conn.fetchrow(
+            f"update offers set updated_at = now(){assignments} where org_id = $1 and id = $2 returning {COLUMNS}",
+            org_id, offer_id, *values.values(),
+        )
+        if row is None:
+            raise NotFound("not_found", "offer not found")
+        offer = Offer(**dict(row))
+        _check_geo_overlap(offer.geo_allow, offer.geo_deny)  # the merged lists; raising undoes the update
     return offer
 
 

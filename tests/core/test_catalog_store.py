@@ -96,3 +96,13 @@ async def test_api_keys_store_only_a_hash_and_touch_last_used_once_a_minute(pool
         with pytest.raises(NotFound):
             await key_store.create_api_key(conn, uuid.uuid4(), "x")
         assert [k.id for k in await key_store.list_api_keys(conn, org.id)] == [key.id]
+
+
+async def test_a_patch_that_makes_geo_lists_overlap_is_undone_even_outside_a_transaction(pool):
+    async with pool.acquire() as conn:
+        org, adv, aff, offer = await _tenant(conn)
+        await update_offer(conn, org.id, offer.id, {"geo_allow": ["US"]})
+        with pytest.raises(ValidationError):
+            await update_offer(conn, org.id, offer.id, {"geo_deny": ["US"], "name": "Renamed"})
+        row = await conn.fetchrow("select name, geo_deny from offers where id = $1", offer.id)
+        assert (row["name"], row["geo_deny"]) == ("Offer", [])
