@@ -81,3 +81,21 @@ async def test_original_fields_named_like_ours_are_kept_aside(make_consumer, red
     assert letter[b"id"].decode() == entry_id
     assert letter[b"original:reason"] == b"mine"
     assert letter[b"reason"].startswith(b"unsupported version")
+
+
+async def test_a_pending_entry_deleted_from_the_stream_is_recorded_and_released(make_consumer, pool, redis, keys):
+    lost = await push(redis, keys, make_clicks(1))
+    kept = make_clicks(2)
+    await push(redis, keys, kept)
+    crashed = make_consumer("w")
+    await crashed.streams.ensure_groups()
+    await crashed.streams.read_new(10, None)
+    await redis.xdel(keys.click_stream(0), lost)  # someone deleted it by hand
+
+    counts = await make_consumer("w").drain()  # the restart re-reads its pending entries
+
+    assert counts.entries_dead_lettered == 1
+    [letter] = await dead_letters(redis, keys)
+    assert letter[b"id"].decode() == lost and b"deleted" in letter[b"reason"]
+    assert Counter(await stored_click_ids(pool)) == Counter(r.click_id for r in kept)
+    assert await pending_count(redis, keys) == 0
