@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.queue_depth import QUEUE_DEPTH, measure_queue_depth
 from tests.workers.clicks import make_clicks, pending_count, push, stored_click_ids
 
 
@@ -52,8 +53,11 @@ async def test_entries_this_group_has_not_acked_are_kept(make_consumer, redis, k
     # Trimming cuts a prefix: the pending entry stays, and so does what follows it.
     assert await pending_count(redis, keys) == 1
     assert await stream_ids(redis, keys) == ids
+    assert await measure_queue_depth(redis, keys) == {keys.click_stream(0): 3}
 
     await make_consumer("heir", ingest_reclaim_idle_ms=0).drain()
 
     assert await pending_count(redis, keys) == 0
     assert await stream_ids(redis, keys) == []
+    assert await measure_queue_depth(redis, keys) == {keys.click_stream(0): 0}
+    assert QUEUE_DEPTH.labels(stream=keys.click_stream(0))._value.get() == 0
