@@ -8,15 +8,25 @@ Both listen on 127.0.0.1 at a free port; ``stop()`` always leaves nothing behind
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 _PG_USER = "afftok-pg"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: receive SIGTERM when the parent dies, even by SIGKILL."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -42,7 +52,9 @@ def _postgres_bin_dir() -> tuple[Path, str]:
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb") and os.geteuid() != 0:
         return Path(on_path).resolve().parent, "PATH"
-    import pgserver._commands
+    with warnings.catch_warnings():  # pgserver's platformdirs warns about XDG_RUNTIME_DIR
+        warnings.simplefilter("ignore")
+        import pgserver._commands
 
     return pgserver._commands.POSTGRES_BIN_PATH, "pgserver"
 
@@ -151,6 +163,7 @@ class RedisServer:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.data_dir), "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         _wait_for_port(self.port, 20, self.proc)
         return self

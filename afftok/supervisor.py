@@ -11,7 +11,6 @@ left behind (a lock held by the kernel, not a pid file).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import json
 import os
@@ -26,16 +25,9 @@ from pathlib import Path
 
 import msgspec
 
-from afftok.servers import PostgresServer, RedisServer
+from afftok.servers import PostgresServer, RedisServer, die_with_parent
 from afftok.stack import migrate, seed_demo_and_publish
 from core.settings import Settings
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
 
 def _listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -93,7 +85,7 @@ class _Stack:
         log = open(self.data_dir / f"{component}.log", "ab")
         proc = subprocess.Popen(
             args, env=env, pass_fds=pass_fds, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         log.close()
         self.children.append(proc)
@@ -127,6 +119,7 @@ def run_up(settings: Settings) -> int:
     except BlockingIOError:
         print(f"afftok up: another 'afftok up' is running with data directory {data_dir}", file=sys.stderr)
         return 1
+    (data_dir / "up.json").unlink(missing_ok=True)  # left by a run that was killed
     stack = _Stack(settings)
 
     def on_signal(signum, frame):
@@ -177,7 +170,7 @@ def _run(stack: _Stack) -> int:
     demo_link = f"{public_edge_url}/c/{demo.link_token}?sub1=hello&sub2=world"
     up = {
         "edge_url": edge_url, "api_url": api_url, "database_url": database_url, "redis_url": redis_url,
-        "demo_link": demo_link, "demo_api_key": demo.api_key, "demo_org_id": demo.org_id,
+        "demo_link": demo_link, "demo_api_key": demo.api_key, "demo_org_id": str(demo.org_id),
         "pid": os.getpid(),
     }
     up_path = stack.data_dir / "up.json"

@@ -35,7 +35,9 @@ def _wait_for_up_json(proc: subprocess.Popen, data_dir: Path, timeout_s: float =
         if proc.poll() is not None:
             raise AssertionError(f"afftok up exited early:\n{proc.stdout.read()}")
         if path.exists():
-            return json.loads(path.read_text())
+            up = json.loads(path.read_text())
+            if up["pid"] == proc.pid:
+                return up
         time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"no up.json after {timeout_s}s:\n{proc.stdout.read()}")
