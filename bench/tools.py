@@ -21,6 +21,7 @@ def _which(tool: str) -> str | None:
 
 def _apt_install(packages: list[str]) -> None:
     print(f"bench: installing {' '.join(packages)} with apt-get", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
     subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *packages], check=False)
 
 
