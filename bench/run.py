@@ -63,12 +63,15 @@ def measure_peaks(targets: dict[str, str], args, tools) -> tuple[dict[str, list[
     rounds: dict[str, list[LoadResult]] = {name: [] for name in targets}
     edge_requests = 0
     for name, url in targets.items():
-        edge_requests += run_wrk(url, args.warmup, **wrk).requests if name == EDGE else 0
+        warmup = run_wrk(url, args.warmup, **wrk)
+        if name == EDGE:
+            edge_requests += warmup.requests
     for round_no in range(args.rounds):
         for name, url in targets.items():
             run = run_wrk(url, args.duration, **wrk)
             rounds[name].append(run)
-            edge_requests += run.requests if name == EDGE else 0
+            if name == EDGE:
+                edge_requests += run.requests
             print(f"  round {round_no + 1}  {name:<15} {run.rps:>9,.0f} rps  p50 {run.p50_ms:.2f} ms  p99 {run.p99_ms:.2f} ms", flush=True)
     return rounds, edge_requests
 
