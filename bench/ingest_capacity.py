@@ -1,12 +1,14 @@
-"""Ingest capacity: clicks per second one ingest consumer moves from Redis to Postgres.
+"""Ingest capacity: clicks per second one ingest worker moves from Redis to Postgres.
 
 A backlog of click batches in the edge's exact wire format is written to streams under a
-key prefix of its own, then one ``workers.click_ingest.ClickIngest`` consumer drains it
-with nothing else loaded. The clock runs from its first cycle until every click is a row.
+key prefix of its own, then one worker's consumers (``ingest_concurrency`` of them, as
+``afftok worker`` runs them) drain it with nothing else loaded. The clock runs from
+their first cycle until every click is a row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -18,7 +20,7 @@ from core.ids import new_click_id
 from core.models import CLICK_BATCH_VERSION, REDIRECT, ClickRecord, click_batch_encoder
 from core.redis_keys import RedisKeys
 from core.settings import load_settings
-from workers.click_ingest import ClickIngest
+from workers.click_ingest import ClickIngest, make_consumers
 
 _USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -53,12 +55,17 @@ async def _write_backlog(redis: aioredis.Redis, stream: str, link: asyncpg.Recor
         await pipe.execute()
 
 
-async def _drain_timed(ingest: ClickIngest, clicks: int, timeout_s: float) -> tuple[int, float]:
+async def _drain_timed(consumers: list[ClickIngest], clicks: int, timeout_s: float) -> tuple[int, float]:
+    """Run one worker's consumers side by side until every click is a row."""
     inserted, started = 0, time.perf_counter()
-    while inserted < clicks:
-        if time.perf_counter() - started > timeout_s:
-            break
-        inserted += (await ingest.run_once()).clicks_inserted
+
+    async def consume(ingest: ClickIngest) -> None:
+        nonlocal inserted
+        while inserted < clicks and time.perf_counter() - started < timeout_s:
+            counts = await ingest.run_once()  # not `inserted += await …`: that reads first
+            inserted += counts.clicks_inserted
+
+    await asyncio.gather(*(consume(c) for c in consumers))
     return inserted, time.perf_counter() - started
 
 
@@ -70,12 +77,13 @@ async def measure_ingest_capacity(
     keys = RedisKeys(prefix, 1)
     clicks -= clicks % batch_size
     redis = aioredis.Redis.from_url(redis_url)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=settings.ingest_concurrency + 1)
     try:
         link = await pool.fetchrow("select id, offer_id, affiliate_id from links where org_id = $1 limit 1", org_id)
         await _write_backlog(redis, keys.click_stream(0), link, org_id, clicks, batch_size)
-        ingest = ClickIngest(msgspec.structs.replace(settings, click_stream_shards=1), pool, redis, keys, consumer="bench")
-        inserted, seconds = await _drain_timed(ingest, clicks, timeout_s)
+        worker_settings = msgspec.structs.replace(settings, click_stream_shards=1, consumer_name="bench")
+        consumers = make_consumers(worker_settings, pool, redis, keys)
+        inserted, seconds = await _drain_timed(consumers, clicks, timeout_s)
     finally:
         await redis.delete(*keys.click_streams(), keys.click_dead_letters)
         await pool.close()

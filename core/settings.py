@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_batch_max_wait_ms: int = 200
     ingest_reclaim_idle_ms: int = 30_000
     ingest_group: str = "ingest"
+    ingest_concurrency: int = 2  # consumers per worker process: one decodes while one commits
     consumer_name: str = ""  # empty = "<hostname>-<pid>"
     ingest_reclaim_interval_ms: int = 10_000  # how often to XAUTOCLAIM a dead consumer's entries
     ingest_retry_max_backoff_ms: int = 5_000  # ceiling of the back-off while Postgres is away

@@ -64,6 +64,13 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def make_consumers(settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, keys: RedisKeys) -> list["ClickIngest"]:
+    """The ``ingest_concurrency`` consumers of one worker process, each under its own name,
+    so one can read and decode while another's transaction commits."""
+    base = settings.consumer_name or default_consumer_name()
+    return [ClickIngest(settings, pool, redis, keys, consumer=f"{base}-{n}") for n in range(max(1, settings.ingest_concurrency))]
+
+
 class IngestCounts(msgspec.Struct):
     entries_read: int = 0
     clicks_read: int = 0  # in decodable entries

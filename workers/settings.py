@@ -18,7 +18,7 @@ from arq.cron import cron
 from core.db import create_pool
 from core.redis_keys import RedisKeys
 from core.settings import Settings
-from workers.click_ingest import ClickIngest
+from workers.click_ingest import make_consumers
 from workers.maintenance import create_click_partitions_job, resync_link_configs_job
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,15 @@ def worker_settings(settings: Settings) -> dict:
 
 
 async def start_click_ingest(ctx: dict) -> None:
-    consumer = ClickIngest(ctx["settings"], ctx["pool"], ctx["stream_redis"], ctx["keys"])
+    consumers = make_consumers(ctx["settings"], ctx["pool"], ctx["stream_redis"], ctx["keys"])
     stop = asyncio.Event()
-    ctx["click_ingest"] = consumer
+    ctx["click_ingest"] = consumers
     ctx["click_ingest_stop"] = stop
-    ctx["click_ingest_task"] = asyncio.create_task(consumer.run_forever(stop), name="click-ingest")
+
+    async def run_all() -> None:
+        await asyncio.gather(*(consumer.run_forever(stop) for consumer in consumers))
+
+    ctx["click_ingest_task"] = asyncio.create_task(run_all(), name="click-ingest")
 
 
 async def stop_click_ingest(ctx: dict) -> None:

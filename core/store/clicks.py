@@ -36,12 +36,10 @@ _INSERT_FROM_STAGING = """
 insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome,
                     sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
                     country, device_type)
-select distinct on (click_id)
-       click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id::uuid,
+select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id::uuid,
        offer_id::uuid, affiliate_id::uuid, link_id::uuid, outcome, sub1, sub2, sub3, sub4,
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
-order by click_id
 on conflict do nothing
 returning click_id
 """
@@ -60,10 +58,11 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
     if not records:
         return []
     await ensure_daily_partitions(conn, "clicks", click_days(records))
+    nested = conn.is_in_transaction()
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
-        # A caller's outer transaction would keep earlier rows until its commit.
-        await conn.execute("truncate clicks_staging")
+        if nested:  # an outer transaction keeps earlier rows in staging until its commit
+            await conn.execute("truncate clicks_staging")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         rows = await conn.fetch(_INSERT_FROM_STAGING)
     return [r["click_id"] for r in rows]
