@@ -69,7 +69,9 @@ def _ensure_system_user(name: str) -> None:
 
 
 def _open_path_for_others(path: Path) -> None:
-    """Let the Postgres user traverse to ``path`` (it must read its own data directory)."""
+    """Let the Postgres user traverse to ``path`` (its binaries, its data directory).
+
+    Adds only the search (x) bit for group and others on ``path`` and its parents."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         parent.chmod(mode | 0o011)
@@ -98,6 +100,7 @@ class PostgresServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.user:
             _ensure_system_user(self.user)
+            _open_path_for_others(self.bin_dir)  # e.g. a checkout under a private temp dir
             _open_path_for_others(self.data_dir)
             shutil.chown(self.data_dir, self.user)
         if not (pgdata / "PG_VERSION").exists():
