@@ -31,7 +31,7 @@ def parse_hey(output: str, *, url: str, connections: int, target_rps: float) -> 
     )
 
 
-def run_hey(url: str, duration_s: float, rate_rps: float, *, connections: int = 32, binary: str = "hey") -> LoadResult:
+def run_hey(url: str, duration_s: float, rate_rps: float, *, connections: int = 16, binary: str = "hey") -> LoadResult:
     """``rate_rps`` in total, spread over ``connections`` workers; redirects not followed."""
     per_worker_qps = rate_rps / connections
     args = [binary, "-z", f"{duration_s:g}s", "-c", str(connections), "-q", f"{per_worker_qps:.2f}", "-disable-redirects", url]

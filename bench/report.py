@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.load_result import LoadResult
 from bench.results import BARE, NGINX, BenchResults
 
 
@@ -15,10 +16,21 @@ def peak_rows(results: BenchResults) -> list[list[str]]:
     rows = [["target", "rps", "p50", "p99", "vs bare Starlette", "vs nginx"]]
     for name, run in results.peak.items():
         rows.append([name, f"{run.rps:,.0f}", f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms", _ratio(run.rps, bare), _ratio(run.rps, nginx)])
-    for label, run in (("edge, half its peak", results.half_peak), (f"{BARE}, same rate", results.half_peak_bare)):
-        rows.append([f"{label} (hey, {run.target_rps:,.0f} rps asked)", f"{run.rps:,.0f}",
-                     f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms", "", ""])
+    half, server = results.half_peak, results.half_peak_server
+    rows.append(_hey_row("edge, half its peak", half))
+    if server is not None:
+        rows.append(["edge, half its peak (server-side histogram)", f"{server.clicks / half.duration_s:,.0f}",
+                     _ms(server.p50_ms), _ms(server.p99_ms), "", ""])
+    rows.append(_hey_row(f"{BARE}, same rate", results.half_peak_bare))
     return rows
+
+
+def _hey_row(label: str, run: LoadResult) -> list[str]:
+    return [f"{label} (hey, {run.target_rps:,.0f} rps asked)", f"{run.rps:,.0f}", _ms(run.p50_ms), _ms(run.p99_ms), "", ""]
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
 
 
 def check_rows(results: BenchResults) -> list[list[str]]:
@@ -45,7 +57,8 @@ def _method(results: BenchResults) -> str:
         f"wrk -t1 -c{results.peak[BARE].connections}, {results.duration_s:g} s per run, median of "
         f"{results.rounds} interleaved round(s) per target ({', '.join(results.peak_rounds)}); ingest worker paused "
         f"during the peak runs. Half peak: hey -c{results.half_peak.connections} at a fixed rate with the "
-        f"whole stack live, and bare Starlette at the same rate as the load tool's floor. Ingest: one consumer draining {results.ingest.clicks:,} queued clicks alone "
+        f"whole stack live, read by hey and by the edge's own latency histogram (/metrics, before minus after, "
+        f"interpolated inside a bucket), and bare Starlette at the same rate as the load tool's floor. Ingest: one consumer draining {results.ingest.clicks:,} queued clicks alone "
         f"({results.ingest.seconds:.1f} s)."
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from bench.click_lag import ClickLag
+from bench.edge_latency import ServerLatency
 from bench.ingest_capacity import IngestCapacity
 from bench.load_result import LoadResult
 from bench.machine import Machine
@@ -35,7 +36,8 @@ class BenchResults(msgspec.Struct, kw_only=True):
     rounds: int
     peak: dict[str, LoadResult]  # the median round of each target
     peak_rounds: dict[str, list[LoadResult]]
-    half_peak: LoadResult
+    half_peak: LoadResult  # as the visitor sees it: what the check holds to
+    half_peak_server: ServerLatency | None = None  # the same clicks as the edge timed them
     half_peak_bare: LoadResult  # the same rate against bare Starlette: the load tool's floor
     click_lag: ClickLag
     ingest: IngestCapacity
@@ -50,6 +52,13 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
+def _half_peak_p99(results: BenchResults) -> str:
+    """hey's p99, which the check holds to, with the edge's own histogram beside it."""
+    server = results.half_peak_server
+    server_p99 = _ms(server.p99_ms if server else None)
+    return f"{_ms(results.half_peak.p99_ms)} by hey (server-side histogram {server_p99})"
+
+
 def evaluate(results: BenchResults) -> list[Check]:
     edge, bare = results.peak[EDGE].rps, results.peak[BARE].rps
     lag, ingest = results.click_lag, results.ingest
@@ -57,7 +66,7 @@ def evaluate(results: BenchResults) -> list[Check]:
         Check(name="edge throughput vs bare Starlette", target=f"≥ {EDGE_VS_BARE_MIN}×",
               measured=f"{edge / bare:.2f}× ({edge:,.0f} / {bare:,.0f} rps)", passed=edge >= EDGE_VS_BARE_MIN * bare),
         Check(name=f"edge p99 at half peak ({results.half_peak.rps:,.0f} rps)", target=f"≤ {HALF_PEAK_P99_MAX_MS:g} ms",
-              measured=_ms(results.half_peak.p99_ms), passed=results.half_peak.p99_ms <= HALF_PEAK_P99_MAX_MS),
+              measured=_half_peak_p99(results), passed=results.half_peak.p99_ms <= HALF_PEAK_P99_MAX_MS),
         Check(name="click → row p99", target=f"≤ {CLICK_LAG_P99_MAX_MS:g} ms",
               measured=f"{_ms(lag.p99_ms)} (p50 {_ms(lag.p50_ms)}, max {_ms(lag.max_ms)})",
               passed=lag.p99_ms is not None and lag.p99_ms <= CLICK_LAG_P99_MAX_MS),

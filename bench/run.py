@@ -5,9 +5,10 @@ One run, one machine, load sent to 127.0.0.1 only, every load run bounded in tim
 1. ``afftok up`` in a temporary data directory; bare Starlette and nginx beside it.
 2. Peak throughput (wrk, closed loop) of each target, interleaved rounds, the ingest
    worker paused so the edge gets the same machine as the baselines.
-3. The edge at half its peak (hey, fixed rate) with the whole stack live; then the lag
-   from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows found;
-   then bare Starlette at the same rate, to show what the load tool itself adds.
+3. The edge at half its peak (hey, fixed rate) with the whole stack live, and the same
+   clicks as the edge timed them (its /metrics histogram, before minus after); then the
+   lag from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows
+   found; then bare Starlette at the same rate, to show what the load tool itself adds.
 4. One ingest consumer draining a queued backlog alone: clicks per second.
 """
 
@@ -23,6 +24,7 @@ from contextlib import ExitStack, nullcontext
 
 from bench import baselines
 from bench.click_lag import ClickLag, measure_click_lag, wait_for_drain
+from bench.edge_latency import ServerLatency, scrape_latency_buckets, server_latency
 from bench.hey import run_hey
 from bench.ingest_capacity import measure_ingest_capacity
 from bench.load_result import LoadResult
@@ -43,7 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per target (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="peak runs per target, interleaved; the median counts (default 3)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    parser.add_argument("--hey-connections", type=int, default=32, help="hey workers at half peak (default 32)")
+    parser.add_argument(
+        "--hey-connections", type=int, default=16,
+        help="hey workers (keep-alive connections) at half peak, sharing one total rate (default 16: on a shared "
+             "2-core box hey's per-connection goroutines dominate the tail; the bare Starlette row at the same "
+             "rate shows the tool's floor)",
+    )
     parser.add_argument("--ingest-clicks", type=int, default=200_000, help="backlog for the ingest run (default 200000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 1 s warm-up, 1 round, 50k ingest clicks")
     args = parser.parse_args(argv)
@@ -86,28 +93,33 @@ def measure_throughput(up: UpInfo, targets: dict[str, str], args, tools) -> dict
     return rounds
 
 
-def measure_fixed_rate(up: UpInfo, targets: dict[str, str], rate_rps: float, args, tools) -> tuple[LoadResult, ClickLag, LoadResult]:
-    """The edge at ``rate_rps`` with the whole stack live, its clicks' lag, and bare Starlette at that rate."""
+def measure_fixed_rate(
+    up: UpInfo, targets: dict[str, str], rate_rps: float, args, tools,
+) -> tuple[LoadResult, ServerLatency, ClickLag, LoadResult]:
+    """The edge at ``rate_rps`` with the whole stack live, as hey and as the edge saw it,
+    its clicks' lag, and bare Starlette at that rate."""
     hey = dict(connections=args.hey_connections, binary=tools["hey"])
+    before = scrape_latency_buckets(up.edge_url)
     print(f"edge at half peak (hey, {rate_rps:,.0f} rps), whole stack live", flush=True)
     start_s = time.time()
     edge = run_hey(targets[EDGE], args.duration, rate_rps, **hey)
     end_s = time.time()
+    server = server_latency(before, scrape_latency_buckets(up.edge_url))
     print("click → row lag", flush=True)
     lag = asyncio.run(measure_click_lag(up.database_url, start_s, end_s, expected=edge.status_counts.get("302", 0)))
     print("bare Starlette at the same rate (the load tool's own floor)", flush=True)
-    return edge, lag, run_hey(targets[BARE], args.duration, rate_rps, **hey)
+    return edge, server, lag, run_hey(targets[BARE], args.duration, rate_rps, **hey)
 
 
 def measure(up: UpInfo, targets: dict[str, str], args, tools, busy_pct: float) -> BenchResults:
     rounds = measure_throughput(up, targets, args, tools)
     peak = {name: _median_run(runs) for name, runs in rounds.items()}
-    half, lag, half_bare = measure_fixed_rate(up, targets, peak[EDGE].rps / 2, args, tools)
+    half, half_server, lag, half_bare = measure_fixed_rate(up, targets, peak[EDGE].rps / 2, args, tools)
     print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
     ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
     return BenchResults(
         machine=this_machine(), cpu_busy_before_pct=busy_pct, duration_s=args.duration, rounds=args.rounds,
-        peak=peak, peak_rounds=rounds, half_peak=half, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
+        peak=peak, peak_rounds=rounds, half_peak=half, half_peak_server=half_server, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
     )
 
 

@@ -26,7 +26,12 @@ from core.models import FALLBACK_GEO, FALLBACK_PAUSED, FALLBACK_UNAPPROVED, REDI
 
 log = logging.getLogger(__name__)
 
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Millisecond steps around the 5 ms objective, so a p99 read from the histogram lands
+# within a millisecond of the truth; bisect keeps the per-click cost the same.
+LATENCY_BUCKETS_S = (
+    0.00025, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)
 OUTCOMES = (REDIRECT, FALLBACK_PAUSED, FALLBACK_UNAPPROVED, FALLBACK_GEO, UNAVAILABLE)
 SNAPSHOT_INTERVAL_S = 1.0
 
