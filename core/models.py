@@ -57,6 +57,7 @@ class LinkConfig(msgspec.Struct, frozen=True, kw_only=True):
     fallback_url: str | None = None
     geo_allow: list[str] = []
     geo_deny: list[str] = []
+    ip_truncate: bool = False  # the organization stores visitors' addresses truncated
 
 
 CLICK_BATCH_VERSION = b"1"

@@ -7,6 +7,8 @@ before the 302 leaves), and pre-encoded response headers. Only the expanded
 ``Location`` (macro values percent-encoded, scheme and host fixed by the template) and
 the hex click id go into headers; nothing from the request is copied raw.
 Errors on the way degrade (no country, no device) rather than cost the redirect.
+For organizations that store addresses truncated, the address is truncated here, the
+first place it exists, so the full one never reaches Redis, the spool or Postgres.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from core.click_query import EMPTY_QUERY, parse_click_query
 from core.devices import device_type
 from core.geo import client_ip, visitor_country
 from core.ids import new_click_id
+from core.ip_privacy import truncate_ip
 from core.models import REDIRECT, UNAVAILABLE, ClickRecord
 from core.settings import Settings
 from edge.committer import ClickCommitter
@@ -106,6 +109,8 @@ def make_click_handler(settings: Settings, cache: ConfigCache, committer: ClickC
             user_agent = referer = None
 
         config = entry.config
+        if config.ip_truncate:  # after the country lookup, before anything is recorded
+            ip = truncate_ip(ip)
         outcome = decide_click(entry.rules, country)
         now_ms = time.time_ns() // 1_000_000
         click_id = new_click_id(now_ms)

@@ -19,12 +19,14 @@ from core.db import create_pool
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from workers.click_ingest import make_consumers
-from workers.maintenance import create_click_partitions_job, resync_link_configs_job
+from workers.maintenance import apply_retention_job, create_click_partitions_job, resync_link_configs_job
 
 log = logging.getLogger(__name__)
 
 _LINK_SYNC_MINUTES = set(range(0, 60, 5))
 _PARTITIONS_MINUTE = 7  # hourly, off the top of the hour
+_RETENTION_HOUR, _RETENTION_MINUTE = 3, 17  # daily, UTC, off-peak for most networks
+_RETENTION_TIMEOUT_S = 3600  # bounded deletes; each batch commits, so a timeout loses nothing
 _STOP_GRACE_S = 30.0
 
 
@@ -60,6 +62,8 @@ def worker_settings(settings: Settings) -> dict:
         "cron_jobs": [
             cron(create_click_partitions_job, minute=_PARTITIONS_MINUTE, second=0, run_at_startup=True),
             cron(resync_link_configs_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
+            cron(apply_retention_job, hour=_RETENTION_HOUR, minute=_RETENTION_MINUTE, second=0,
+                 timeout=_RETENTION_TIMEOUT_S),
         ],
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,

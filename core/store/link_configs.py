@@ -1,7 +1,8 @@
 """Link configuration: read from Postgres, published to Redis for the edge.
 
 Postgres is the source of truth. After every change that affects a link, the api calls
-``publish_links``; the edge keeps the hash in memory and reloads what the change
+``publish_links`` (a change to the organization's data settings affects all of its
+links); the edge keeps the hash in memory and reloads what the change
 channel names. ``sync_all_links`` rewrites the whole hash (start-up, repair) and tells
 every edge to reload.
 """
@@ -28,8 +29,10 @@ select l.token, l.id::text as link_id, l.org_id::text as org_id, l.offer_id::tex
        coalesce(oa.destination_url, o.destination_url) as destination_url,
        o.fallback_url,
        array(select rtrim(c) from unnest(o.geo_allow) c) as geo_allow,
-       array(select rtrim(c) from unnest(o.geo_deny) c) as geo_deny
+       array(select rtrim(c) from unnest(o.geo_deny) c) as geo_deny,
+       org.ip_truncate
 from links l
+join organizations org on org.id = l.org_id
 join offers o on o.org_id = l.org_id and o.id = l.offer_id
 join affiliates a on a.org_id = l.org_id and a.id = l.affiliate_id
 left join offer_affiliates oa on oa.offer_id = l.offer_id and oa.affiliate_id = l.affiliate_id

@@ -3,6 +3,8 @@
 A partition covers one UTC day, ``[day 00:00, day+1 00:00)``, and is named
 ``{table}_pYYYYMMDD``. Creating one is idempotent and safe under concurrency: creators
 of the same name serialize on an advisory lock and the loser finds it present.
+Dropping one (retention) is idempotent too, and gives up rather than queue behind a
+long reader: waiting for its lock would stall every writer of the table behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ where p.relname = $1 and p.relnamespace = to_regnamespace(current_schema())::oid
 
 def partition_name(table: str, day: dt.date) -> str:
     return f"{table}_p{day:%Y%m%d}"
+
+
+def partition_day(table: str, name: str) -> dt.date | None:
+    """The day of a partition named by ``partition_name``; ``None`` for any other name."""
+    prefix = f"{table}_p"
+    if not name.startswith(prefix) or len(name) != len(prefix) + 8:
+        return None
+    try:
+        return dt.datetime.strptime(name[len(prefix):], "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def days_ahead(today: dt.date, count: int) -> set[dt.date]:
@@ -67,4 +80,24 @@ async def _create_partition(conn: asyncpg.Connection, table: str, day: dt.date, 
             f"create table {name} partition of {table} "
             f"for values from ('{start.isoformat()}') to ('{end.isoformat()}')"
         )
+    return True
+
+
+async def existing_days(conn: asyncpg.Connection, table: str) -> set[dt.date]:
+    days = (partition_day(table, name) for name in await existing_partitions(conn, table))
+    return {day for day in days if day is not None}
+
+
+async def drop_daily_partition(conn: asyncpg.Connection, table: str, day: dt.date, *, lock_timeout_ms: int) -> bool:
+    """Drop the partition of ``table`` for ``day`` with its rows; ``False`` if the lock
+    was not granted within ``lock_timeout_ms`` (nothing changed; try again later).
+    A partition already gone counts as dropped."""
+    if table not in _PARTITIONED_TABLES:
+        raise ValueError(f"{table} is not partitioned by day")
+    try:
+        async with conn.transaction():
+            await conn.execute(f"set local lock_timeout = {int(lock_timeout_ms)}")
+            await conn.execute(f"drop table if exists {partition_name(table, day)}")
+    except asyncpg.LockNotAvailableError:
+        return False
     return True
