@@ -1,7 +1,8 @@
 """The api process: ``create_app(settings)`` builds the Starlette app.
 
-Lifespan opens the Postgres pool and Redis client and rewrites the edge's link configs
-from Postgres once, so Redis matches the source of truth before the first request.
+Lifespan opens the Postgres pool (as ``afftok_app``, under row-level security) and Redis
+client and rewrites the edge's link configs from Postgres once, over a short-lived owner
+connection, so Redis matches the source of truth before the first request.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import AsyncIterator
 
+import asyncpg
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,7 +24,7 @@ from api.openapi import openapi_json
 from api.request_context import RequestContext
 from api.resources import Resources
 from api.routes import ENDPOINTS, Endpoint, Handler
-from core.db import create_pool
+from core.db import APP_ROLE, create_pool
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.link_configs import sync_all_links
@@ -61,15 +63,26 @@ def _dispatch(by_method: dict[str, Handler]) -> Handler:
     return endpoint
 
 
+async def _sync_links_as_owner(settings: Settings, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    """Every organization's links at once: system work, so the owner's login, not the api pool."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await sync_all_links(conn, redis, keys)
+    finally:
+        await conn.close()
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         keys = RedisKeys(prefix=settings.redis_prefix, click_stream_shards=settings.click_stream_shards)
-        pool = await create_pool(settings.database_url, max_size=settings.api_db_pool_max_size)
+        pool = await create_pool(
+            settings.app_database_url or settings.database_url, max_size=settings.api_db_pool_max_size,
+            role=APP_ROLE,
+        )
         redis = aioredis.Redis.from_url(settings.redis_url)
         try:
-            async with pool.acquire() as conn:
-                await sync_all_links(conn, redis, keys)
+            await _sync_links_as_owner(settings, redis, keys)
             app.state.resources = Resources(settings=settings, pool=pool, redis=redis, keys=keys)
             yield
         finally:

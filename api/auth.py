@@ -14,7 +14,7 @@ import uuid
 import msgspec
 from starlette.requests import Request
 
-from api.resources import connection
+from api.resources import credential_transaction
 from core import api_keys
 from core.errors import Forbidden, Unauthorized
 from core.store.api_keys import authenticate_api_key
@@ -52,7 +52,7 @@ async def authenticate(request: Request) -> Principal:
     key = presented_key(request)
     if not api_keys.is_well_formed(key):  # no pool checkout for garbage
         raise Unauthorized("invalid_api_key", "API key is malformed")
-    async with connection(request) as conn:
+    async with credential_transaction(request) as conn:
         record = await authenticate_api_key(conn, key, dt.datetime.now(dt.timezone.utc))
     return Principal(org_id=record.org_id, key_id=record.id, role=record.role)
 

@@ -1,5 +1,8 @@
 """Reads for the API, each scoped to one organization.
 
+Each runs on a connection from ``api.resources.tenant_transaction``: the explicit
+``org_id`` filter is the first line of isolation, row-level security the backstop.
+
 Lists are newest first in a stable order, ``(created_at, id)`` descending, paged by an
 opaque keyset cursor; a row from another organization is never returned, so a foreign
 id reads exactly like a missing one.

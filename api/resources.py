@@ -1,8 +1,12 @@
 """What every handler shares: the pool, Redis, key names and settings, built in lifespan.
 
-``transaction`` is the one way handlers open a write transaction (and the place a later
-row-level-security change sets the tenant for the session). ``publish_affected``
-republishes the edge config of the links a committed change touched.
+The pool logs in as (or ``SET ROLE``s to) ``afftok_app``, which sees only the rows of the
+organization set for the current transaction (row-level security, migrations/0003).
+``tenant_transaction`` is the one way api code reaches tenant data: it opens a
+transaction and sets the organization for that transaction only, so a pooled connection
+never carries one tenant into another's request. Code that forgets it sees no rows.
+``credential_transaction`` is for authentication alone, before the tenant is known.
+``publish_affected`` republishes the edge config of the links a committed change touched.
 """
 
 from __future__ import annotations
@@ -38,14 +42,19 @@ def resources(request: Request) -> Resources:
 
 
 @contextlib.asynccontextmanager
-async def transaction(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with resources(request).pool.acquire() as conn, conn.transaction():
+async def tenant_transaction(source: Request | Resources, org_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction that sees and writes only ``org_id``'s rows."""
+    pool = (source if isinstance(source, Resources) else resources(source)).pool
+    async with pool.acquire() as conn, conn.transaction():
+        # is_local=true: the setting ends with this transaction, commit or rollback.
+        await conn.execute("select set_config('afftok.org_id', $1, true)", str(org_id))
         yield conn
 
 
 @contextlib.asynccontextmanager
-async def connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    async with resources(request).pool.acquire() as conn:
+async def credential_transaction(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction with no tenant: no tenant rows, only the credential lookup functions."""
+    async with resources(request).pool.acquire() as conn, conn.transaction():
         yield conn
 
 
@@ -55,7 +64,7 @@ async def publish_affected(
 ) -> int:
     """Publish the current config of the matching links; call only after commit."""
     res = resources(request)
-    async with res.pool.acquire() as conn:
+    async with tenant_transaction(res, org_id) as conn:
         configs = await load_link_configs(
             conn, str(org_id), offer_id=offer_id and str(offer_id),
             affiliate_id=affiliate_id and str(affiliate_id), token=token,

@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # API.
     api_body_max_bytes: int = 1_000_000
     api_db_pool_max_size: int = 10
+    app_database_url: str = ""  # the api's login (a member of afftok_app); empty = database_url
 
     @property
     def spool_dir(self) -> Path:

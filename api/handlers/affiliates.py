@@ -6,7 +6,7 @@ from starlette.responses import Response
 from api import queries
 from api.auth import principal
 from api.bodies import path_id, read_json, read_query
-from api.resources import connection, publish_affected, transaction
+from api.resources import publish_affected, tenant_transaction
 from api.responses import json_response
 from api.schemas import AffiliateCreate, AffiliatePatch, PageQuery, given_fields
 from core.store.affiliates import create_affiliate, update_affiliate
@@ -14,7 +14,7 @@ from core.store.affiliates import create_affiliate, update_affiliate
 
 async def create(request: Request) -> Response:
     body = await read_json(request, AffiliateCreate)
-    async with transaction(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         affiliate = await create_affiliate(
             conn, principal(request).org_id, body.name, email=body.email, status=body.status
         )
@@ -23,20 +23,20 @@ async def create(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     query = read_query(request, PageQuery)
-    async with connection(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         return json_response(await queries.list_affiliates(conn, principal(request).org_id, query))
 
 
 async def get(request: Request) -> Response:
     affiliate_id = path_id(request, "affiliate_id", "affiliate")
-    async with connection(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         return json_response(await queries.get_affiliate(conn, principal(request).org_id, affiliate_id))
 
 
 async def update(request: Request) -> Response:
     affiliate_id = path_id(request, "affiliate_id", "affiliate")
     body = await read_json(request, AffiliatePatch)
-    async with transaction(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         affiliate = await update_affiliate(conn, principal(request).org_id, affiliate_id, given_fields(body))
     await publish_affected(request, affiliate.org_id, affiliate_id=affiliate.id)
     return json_response(affiliate)

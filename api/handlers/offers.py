@@ -6,7 +6,7 @@ from starlette.responses import Response
 from api import queries
 from api.auth import principal
 from api.bodies import path_id, read_json, read_query
-from api.resources import connection, publish_affected, transaction
+from api.resources import publish_affected, tenant_transaction
 from api.responses import json_response
 from api.schemas import ApprovalPut, OfferCreate, OfferPatch, OfferQuery, given_fields
 from core.store.offers import create_offer, set_offer_approval, update_offer
@@ -14,27 +14,27 @@ from core.store.offers import create_offer, set_offer_approval, update_offer
 
 async def create(request: Request) -> Response:
     body = await read_json(request, OfferCreate)
-    async with transaction(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         offer = await create_offer(conn, principal(request).org_id, **given_fields(body))
     return json_response(offer, 201)
 
 
 async def list_(request: Request) -> Response:
     query = read_query(request, OfferQuery)
-    async with connection(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         return json_response(await queries.list_offers(conn, principal(request).org_id, query))
 
 
 async def get(request: Request) -> Response:
     offer_id = path_id(request, "offer_id", "offer")
-    async with connection(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         return json_response(await queries.get_offer(conn, principal(request).org_id, offer_id))
 
 
 async def update(request: Request) -> Response:
     offer_id = path_id(request, "offer_id", "offer")
     body = await read_json(request, OfferPatch)
-    async with transaction(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         offer = await update_offer(conn, principal(request).org_id, offer_id, given_fields(body))
     await publish_affected(request, offer.org_id, offer_id=offer.id)
     return json_response(offer)
@@ -44,7 +44,7 @@ async def set_approval(request: Request) -> Response:
     offer_id = path_id(request, "offer_id", "offer")
     affiliate_id = path_id(request, "affiliate_id", "affiliate")
     body = await read_json(request, ApprovalPut)
-    async with transaction(request) as conn:
+    async with tenant_transaction(request, principal(request).org_id) as conn:
         approval = await set_offer_approval(
             conn, principal(request).org_id, offer_id, affiliate_id, body.status,
             payout_minor=body.payout_minor, destination_url=body.destination_url,

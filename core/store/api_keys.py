@@ -64,10 +64,15 @@ async def create_api_key(
 
 
 async def authenticate_api_key(conn: asyncpg.Connection, presented: str, now: dt.datetime) -> ApiKey:
-    """The live key matching ``presented``, or Unauthorized. Malformed keys never reach SQL."""
+    """The live key matching ``presented``, or Unauthorized. Malformed keys never reach SQL.
+
+    Works before the tenant is known: the lookup goes through the security-definer
+    function ``afftok_api_key_by_hash``; the ``last_used_at`` write then runs with the
+    tenant set to the key's organization, under row-level security.
+    """
     if not api_keys.is_well_formed(presented):
         raise Unauthorized("invalid_api_key", "API key is malformed")
-    row = await conn.fetchrow(f"select {_COLUMNS} from api_keys where key_hash = $1", api_keys.hash_key(presented))
+    row = await conn.fetchrow(f"select {_COLUMNS} from afftok_api_key_by_hash($1)", api_keys.hash_key(presented))
     if row is None:
         raise Unauthorized("invalid_api_key", "API key is not valid")
     key = ApiKey(**dict(row))
@@ -76,12 +81,14 @@ async def authenticate_api_key(conn: asyncpg.Connection, presented: str, now: dt
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthorized("invalid_api_key", "API key has expired")
     if key.last_used_at is None or now - key.last_used_at >= TOUCH_INTERVAL:
-        # Conditional, so concurrent requests in the same minute still write once.
-        await conn.execute(
-            "update api_keys set last_used_at = $2::timestamptz where id = $1"
-            " and (last_used_at is null or last_used_at <= $2::timestamptz - $3::interval)",
-            key.id, now, TOUCH_INTERVAL,
-        )
+        async with conn.transaction():  # is_local: the setting ends with the outermost transaction
+            await conn.execute("select set_config('afftok.org_id', $1, true)", str(key.org_id))
+            # Conditional, so concurrent requests in the same minute still write once.
+            await conn.execute(
+                "update api_keys set last_used_at = $2::timestamptz where id = $1"
+                " and (last_used_at is null or last_used_at <= $2::timestamptz - $3::interval)",
+                key.id, now, TOUCH_INTERVAL,
+            )
     return key
 
 

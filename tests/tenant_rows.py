@@ -1,0 +1,51 @@
+"""One organization with a row in every tenant table, written straight to Postgres as the owner.
+
+Ids are keyed by the names the api uses for them in paths and bodies (``offer_id``...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import asyncpg
+
+from core import api_keys
+from core.ids import new_click_id
+from core.store.partitions import ensure_daily_partitions
+
+# Every table seeded here, and the column that names its organization.
+SEEDED_TABLES = {
+    "organizations": "id", "advertisers": "org_id", "affiliates": "org_id", "offers": "org_id",
+    "offer_affiliates": "org_id", "links": "org_id", "api_keys": "org_id", "clicks": "org_id",
+}
+
+
+async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, str]:
+    """Return the new rows' ids (as strings) and ``key``, the secret of its API key ``key_id``."""
+    org = await conn.fetchval("insert into organizations (name) values ($1) returning id", name)
+    adv = await conn.fetchval("insert into advertisers (org_id, name) values ($1, $2) returning id", org, f"{name} adv")
+    aff = await conn.fetchval("insert into affiliates (org_id, name) values ($1, $2) returning id", org, f"{name} aff")
+    offer = await conn.fetchval(
+        "insert into offers (org_id, advertiser_id, name, destination_url)"
+        " values ($1, $2, $3, 'https://shop.example/?c={click_id}') returning id", org, adv, f"{name} offer")
+    await conn.execute(
+        "insert into offer_affiliates (org_id, offer_id, affiliate_id) values ($1, $2, $3)", org, offer, aff)
+    link = await conn.fetchval(
+        "insert into links (org_id, offer_id, affiliate_id, token) values ($1, $2, $3, $4) returning id",
+        org, offer, aff, uuid.uuid4().hex)
+    key = api_keys.generate_key()
+    key_id = await conn.fetchval(
+        "insert into api_keys (org_id, name, prefix, last4, key_hash) values ($1, 'seeded', $2, $3, $4) returning id",
+        org, api_keys.display_prefix(key), api_keys.last4(key), api_keys.hash_key(key))
+    now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    now = dt.datetime.fromtimestamp(now_ms / 1000, dt.timezone.utc)  # the time the click id carries
+    await ensure_daily_partitions(conn, "clicks", [now.date()])
+    click_id = new_click_id(now_ms)
+    await conn.execute(
+        "insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome, ip)"
+        " values ($1, $2, $3, $4, $5, $6, 'redirect', '203.0.113.7')",
+        click_id, now, org, offer, aff, link)
+    ids = {"org_id": org, "advertiser_id": adv, "affiliate_id": aff, "offer_id": offer, "link_id": link,
+           "key_id": key_id, "click_id": click_id}
+    return {**{k: str(v) for k, v in ids.items()}, "key": key}
