@@ -8,6 +8,7 @@ import datetime as dt
 import os
 import sys
 
+from core.permissions import ROLES
 from core.settings import load_settings
 
 
@@ -59,7 +60,10 @@ def _cmd_keys_create(args) -> int:
     from afftok.stack import create_key
 
     expires = dt.datetime.fromisoformat(args.expires) if args.expires else None
-    key = asyncio.run(create_key(load_settings(), args.org, args.name, args.role, args.test, expires))
+    key = asyncio.run(create_key(
+        load_settings(), args.org, args.name, args.role, args.test, expires,
+        advertiser_id=args.advertiser_id, affiliate_id=args.affiliate_id,
+    ))
     print(key)
     return 0
 
@@ -85,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create an API key and print it (shown once)")
     create.add_argument("--org", required=True, help="organization id")
     create.add_argument("--name", default="cli")
-    create.add_argument("--role", default="admin")
+    create.add_argument("--role", default="admin", choices=ROLES)
+    create.add_argument("--advertiser-id", default=None, help="the advertiser an advertiser key is scoped to")
+    create.add_argument("--affiliate-id", default=None, help="the affiliate an affiliate key is scoped to")
     create.add_argument("--test", action="store_true", help="an aft_test_ key")
     create.add_argument("--expires", default=None, help="ISO 8601 expiry, e.g. 2027-01-01T00:00:00+00:00")
     create.set_defaults(func=_cmd_keys_create)

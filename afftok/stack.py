@@ -26,12 +26,18 @@ async def migrate(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def create_key(settings: Settings, org_id: str, name: str, role: str, test: bool, expires_at: dt.datetime | None) -> str:
+async def create_key(
+    settings: Settings, org_id: str, name: str, role: str, test: bool, expires_at: dt.datetime | None, *,
+    advertiser_id: str | None = None, affiliate_id: str | None = None,
+) -> str:
     from core.store.api_keys import create_api_key
 
     conn = await asyncpg.connect(_require_database(settings))
     try:
-        created = await create_api_key(conn, org_id, name=name, role=role, test=test, expires_at=expires_at)
+        created = await create_api_key(
+            conn, org_id, name=name, role=role, test=test, expires_at=expires_at,
+            advertiser_id=advertiser_id, affiliate_id=affiliate_id,
+        )
     finally:
         await conn.close()
     return created.key

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.auth import authenticate, authorize
+from api.auth import authenticate, authorize, token_verifier
 from api.errors import HANDLED, handle_error
 from api.openapi import openapi_json
 from api.request_context import RequestContext
@@ -75,6 +75,7 @@ async def _sync_links_as_owner(settings: Settings, redis: aioredis.Redis, keys: 
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        token_verifier(settings)  # a bad JWT configuration (say, an unreadable JWKS file) stops startup
         keys = RedisKeys(prefix=settings.redis_prefix, click_stream_shards=settings.click_stream_shards)
         pool = await create_pool(
             settings.app_database_url or settings.database_url, max_size=settings.api_db_pool_max_size,

@@ -19,10 +19,11 @@ import asyncpg
 import msgspec
 
 from api.schemas import (
-    AdvertiserPage, AffiliatePage, LinkOut, LinkPage, LinkQuery, OfferPage, OfferQuery, PageQuery,
+    AdvertiserPage, AffiliatePage, ApiKeyPage, LinkOut, LinkPage, LinkQuery, OfferPage, OfferQuery, PageQuery,
 )
 from core.errors import NotFound, ValidationError
-from core.store import advertisers, affiliates, links, offers
+from core.permissions import UNSCOPED, Scope
+from core.store import advertisers, affiliates, api_keys, links, offers
 
 R = TypeVar("R")
 
@@ -42,7 +43,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
 
 async def _page(
     conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID,
-    query: PageQuery, filters: dict[str, Any],
+    query: PageQuery, filters: dict[str, Any], scoped: tuple[str, Any] | None = None,
 ) -> tuple[list[R], str | None]:
     args: list[Any] = [org_id]
     where = ["org_id = $1"]
@@ -50,6 +51,9 @@ async def _page(
         if value is not None:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
+    if scoped is not None:
+        args.append(scoped[1])
+        where.append(scoped[0].format(f"${len(args)}"))
     if query.cursor is not None:
         args.extend(decode_cursor(query.cursor))
         where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -64,8 +68,12 @@ async def _page(
     return items, encode_cursor(rows[query.limit - 1]["created_at"], rows[query.limit - 1]["id"]) if more else None
 
 
-async def _one(conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID, row_id: uuid.UUID, what: str) -> R:
-    row = await conn.fetchrow(f"select {columns} from {table} where org_id = $1 and id = $2", org_id, row_id)
+async def _one(
+    conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID, row_id: uuid.UUID,
+    what: str, scoped: tuple[str, Any] | None = None,
+) -> R:
+    condition, args = ("", ()) if scoped is None else (" and " + scoped[0].format("$3"), (scoped[1],))
+    row = await conn.fetchrow(f"select {columns} from {table} where org_id = $1 and id = $2{condition}", org_id, row_id, *args)
     if row is None:
         raise NotFound("not_found", f"{what} not found")
     return make(**dict(row))
@@ -89,22 +97,60 @@ async def get_affiliate(conn: asyncpg.Connection, org_id: uuid.UUID, affiliate_i
     return await _one(conn, "affiliates", affiliates.COLUMNS, affiliates.Affiliate, org_id, affiliate_id, "affiliate")
 
 
-async def list_offers(conn: asyncpg.Connection, org_id: uuid.UUID, query: OfferQuery) -> OfferPage:
+# What a scoped principal sees ("{0}" is the scope id's placeholder). An advertiser: its
+# own offers and the links to them. An affiliate: its own links, and the offers it may
+# promote by the edge's own rule (core.store.link_configs): approved on the offer, or no
+# approval row and the offer does not require approval.
+_OFFER_SCOPE = {
+    "advertiser_id": "advertiser_id = {0}",
+    "affiliate_id": "coalesce((select oa.status from offer_affiliates oa where oa.org_id = offers.org_id"
+                    " and oa.offer_id = offers.id and oa.affiliate_id = {0}),"
+                    " case when offers.requires_approval then 'pending' else 'approved' end) = 'approved'",
+}
+_LINK_SCOPE = {
+    "advertiser_id": "offer_id in (select o.id from offers o where o.org_id = links.org_id and o.advertiser_id = {0})",
+    "affiliate_id": "affiliate_id = {0}",
+}
+
+
+def _scoped(conditions: dict[str, str], scope: Scope) -> tuple[str, Any] | None:
+    for field, condition in conditions.items():
+        if (value := getattr(scope, field)) is not None:
+            return condition, value
+    return None
+
+
+async def list_offers(conn: asyncpg.Connection, org_id: uuid.UUID, query: OfferQuery, scope: Scope = UNSCOPED) -> OfferPage:
     filters = {"status": query.status, "advertiser_id": query.advertiser_id}
-    data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.Offer, org_id, query, filters)
+    scoped = _scoped(_OFFER_SCOPE, scope)
+    data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.Offer, org_id, query, filters, scoped)
     return OfferPage(data=data, next_cursor=cursor)
 
 
-async def get_offer(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID) -> offers.Offer:
-    return await _one(conn, "offers", offers.COLUMNS, offers.Offer, org_id, offer_id, "offer")
+async def get_offer(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope = UNSCOPED) -> offers.Offer:
+    scoped = _scoped(_OFFER_SCOPE, scope)
+    return await _one(conn, "offers", offers.COLUMNS, offers.Offer, org_id, offer_id, "offer", scoped)
 
 
-async def list_links(conn: asyncpg.Connection, org_id: uuid.UUID, query: LinkQuery, edge_url: str) -> LinkPage:
+async def list_links(
+    conn: asyncpg.Connection, org_id: uuid.UUID, query: LinkQuery, edge_url: str, scope: Scope = UNSCOPED,
+) -> LinkPage:
     filters = {"offer_id": query.offer_id, "affiliate_id": query.affiliate_id}
-    data, cursor = await _page(conn, "links", links.COLUMNS, links.Link, org_id, query, filters)
+    scoped = _scoped(_LINK_SCOPE, scope)
+    data, cursor = await _page(conn, "links", links.COLUMNS, links.Link, org_id, query, filters, scoped)
     return LinkPage(data=[link_out(link, edge_url) for link in data], next_cursor=cursor)
 
 
 def link_out(link: links.Link, edge_url: str) -> LinkOut:
     tracking_url = f"{edge_url.rstrip('/')}/c/{link.token}" if edge_url else None
     return LinkOut(**msgspec.structs.asdict(link), tracking_url=tracking_url)
+
+
+async def list_api_keys(conn: asyncpg.Connection, org_id: uuid.UUID, query: PageQuery) -> ApiKeyPage:
+    """Every key of the organization, revoked and rotated ones included; never a hash or a secret."""
+    data, cursor = await _page(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, query, {})
+    return ApiKeyPage(data=data, next_cursor=cursor)
+
+
+async def get_api_key(conn: asyncpg.Connection, org_id: uuid.UUID, key_id: uuid.UUID) -> api_keys.ApiKey:
+    return await _one(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, key_id, "API key")

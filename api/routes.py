@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import schemas as s
-from api.handlers import advertisers, affiliates, health, links, offers
+from api.handlers import advertisers, affiliates, api_keys, health, links, offers
 from core.store.advertisers import Advertiser
 from core.store.affiliates import Affiliate
+from core.store.api_keys import ApiKey
 from core.store.offers import Offer, OfferApproval
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -61,4 +62,14 @@ ENDPOINTS: list[Endpoint] = [
     _e("POST", "/v1/links", links.create, "links:write", "Create a tracking link", s.LinkOut,
        status=201, body=s.LinkCreate),
     _e("GET", "/v1/links", links.list_, "links:read", "List tracking links", s.LinkPage, query=s.LinkQuery),
+    _e("POST", "/v1/admin/api-keys", api_keys.create, "api_keys:manage",
+       "Create an API key; the key is in this response only", s.ApiKeyCreated, status=201, body=s.ApiKeyCreate),
+    _e("GET", "/v1/admin/api-keys", api_keys.list_, "api_keys:read", "List API keys (no secrets)", s.ApiKeyPage,
+       query=s.PageQuery),
+    _e("GET", "/v1/admin/api-keys/{key_id}", api_keys.get, "api_keys:read", "Get an API key (no secret)", ApiKey),
+    _e("POST", "/v1/admin/api-keys/{key_id}/rotate", api_keys.rotate, "api_keys:manage",
+       "Rotate a key: a new key (shown once) with the same role and scope; the old one works until grace_until",
+       s.ApiKeyCreated, status=201, body=s.ApiKeyRotate),
+    _e("POST", "/v1/admin/api-keys/{key_id}/revoke", api_keys.revoke, "api_keys:manage",
+       "Revoke a key at once; revoking a revoked key returns it unchanged", ApiKey, body=s.ApiKeyRevoke),
 ]

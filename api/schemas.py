@@ -7,6 +7,7 @@ domain returns (``core.store.*``) are encoded as they are; only API-specific sha
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
@@ -14,7 +15,9 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
+from core.permissions import Role
 from core.store.advertisers import Advertiser
+from core.store.api_keys import GRACE_PERIOD_MAX, REASON_MAX_LENGTH, ApiKey
 from core.store.affiliates import Affiliate
 from core.store.links import Link
 from core.store.offers import Offer
@@ -149,3 +152,35 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 def given_fields(body: msgspec.Struct) -> dict:
     """The fields a request actually set (PATCH semantics)."""
     return {f: v for f in body.__struct_fields__ if (v := getattr(body, f)) is not UNSET}
+
+
+# API keys (/v1/admin/api-keys).
+
+class ApiKeyCreate(Body):
+    name: Name
+    role: Role
+    advertiser_id: uuid.UUID | None = None  # required for role advertiser, refused otherwise
+    affiliate_id: uuid.UUID | None = None  # required for role affiliate, refused otherwise
+    expires_at: Annotated[dt.datetime, Meta(tz=True)] | None = None
+    test: bool = False  # an aft_test_ key
+
+
+class ApiKeyRotate(Body):
+    grace_period_s: Annotated[int, Meta(ge=0, le=int(GRACE_PERIOD_MAX.total_seconds()), description=(
+        "how long the old key keeps working"
+    ))] = 86400
+
+
+class ApiKeyRevoke(Body):
+    reason: Annotated[str, Meta(min_length=1, max_length=REASON_MAX_LENGTH)]
+
+
+class ApiKeyCreated(ApiKey, kw_only=True):
+    """A new key's record and, this once, the key itself."""
+
+    key: str
+
+
+class ApiKeyPage(msgspec.Struct, kw_only=True):
+    data: list[ApiKey]
+    next_cursor: str | None = None

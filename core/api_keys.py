@@ -12,12 +12,13 @@ import hashlib
 import re
 import secrets
 
+from core.permissions import ROLES  # noqa: F401  (re-exported: the roles a key may hold)
+
 LIVE = "aft_live_"
 TEST = "aft_test_"
 SECRET_LENGTH = 43
 KEY_LENGTH = len(LIVE) + SECRET_LENGTH
 DISPLAY_PREFIX_LENGTH = len(LIVE) + 4
-ROLES = ("admin", "read_only")
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _KEY_RE = re.compile(r"aft_(?:live|test)_[0-9A-Za-z]{%d}" % SECRET_LENGTH)

@@ -57,6 +57,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_body_max_bytes: int = 1_000_000
     api_db_pool_max_size: int = 10
     app_database_url: str = ""  # the api's login (a member of afftok_app); empty = database_url
+    # Dashboard users' bearer tokens (JWT): HS256 with this secret and/or RS256 with the
+    # keys of this JWKS file; neither set = only API keys are accepted.
+    jwt_hs256_secret: str = ""  # a secret: never in repr
+    jwt_jwks_path: str = ""
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str = ""  # empty = any issuer
+    jwt_leeway_s: int = 30
 
     @property
     def spool_dir(self) -> Path:

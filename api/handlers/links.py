@@ -24,4 +24,4 @@ async def list_(request: Request) -> Response:
     query = read_query(request, LinkQuery)
     edge_url = resources(request).settings.public_edge_url
     async with tenant_transaction(request, principal(request).org_id) as conn:
-        return json_response(await queries.list_links(conn, principal(request).org_id, query, edge_url))
+        return json_response(await queries.list_links(conn, principal(request).org_id, query, edge_url, principal(request).scope))

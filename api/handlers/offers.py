@@ -22,13 +22,13 @@ async def create(request: Request) -> Response:
 async def list_(request: Request) -> Response:
     query = read_query(request, OfferQuery)
     async with tenant_transaction(request, principal(request).org_id) as conn:
-        return json_response(await queries.list_offers(conn, principal(request).org_id, query))
+        return json_response(await queries.list_offers(conn, principal(request).org_id, query, principal(request).scope))
 
 
 async def get(request: Request) -> Response:
     offer_id = path_id(request, "offer_id", "offer")
     async with tenant_transaction(request, principal(request).org_id) as conn:
-        return json_response(await queries.get_offer(conn, principal(request).org_id, offer_id))
+        return json_response(await queries.get_offer(conn, principal(request).org_id, offer_id, principal(request).scope))
 
 
 async def update(request: Request) -> Response:

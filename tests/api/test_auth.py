@@ -57,7 +57,7 @@ async def test_bad_keys_get_401_json_and_nothing_is_written(client, pool, tenant
 
 
 async def test_a_read_only_key_reads_but_cannot_write(client, pool):
-    reader = await make_tenant(pool, "Readers", role="read_only")
+    reader = await make_tenant(pool, "Readers", role="analyst")
     assert (await client.get("/v1/offers", headers=reader.headers)).status_code == 200
     before = await _state(pool)
     assert_error(await client.post("/v1/advertisers", json={"name": "x"}, headers=reader.headers), 403, "forbidden")

@@ -76,11 +76,11 @@ async def test_offer_validation_rejects_bad_values_before_writing(pool):
 async def test_api_keys_store_only_a_hash_and_touch_last_used_once_a_minute(pool):
     async with pool.acquire() as conn:
         org = await create_organization(conn, "Acme")
-        created = await key_store.create_api_key(conn, org.id, "ci", "read_only", expires_at=NOW + dt.timedelta(days=1))
+        created = await key_store.create_api_key(conn, org.id, "ci", "analyst", expires_at=NOW + dt.timedelta(days=1))
         dump = await conn.fetchval("select row_to_json(k)::text from api_keys k")
         assert created.key not in dump and created.key[13:-4] not in dump
         key = await key_store.authenticate_api_key(conn, created.key, NOW)
-        assert key.role == "read_only" and key.id == created.record.id
+        assert key.role == "analyst" and key.id == created.record.id
         assert await conn.fetchval("select last_used_at from api_keys") == NOW
         await key_store.authenticate_api_key(conn, created.key, NOW + dt.timedelta(seconds=59))
         assert await conn.fetchval("select last_used_at from api_keys") == NOW
