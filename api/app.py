@@ -21,6 +21,7 @@ from starlette.routing import Route
 from api.auth import authenticate, authorize, token_verifier
 from api.errors import HANDLED, handle_error
 from api.openapi import openapi_json
+from api.rate_limit import RateLimiter, enforce_rate_limit
 from api.request_context import RequestContext
 from api.resources import Resources
 from api.routes import ENDPOINTS, Endpoint, Handler
@@ -31,16 +32,20 @@ from core.store.link_configs import sync_all_links
 
 
 def secured(endpoint: Endpoint) -> Handler:
-    """Wrap a handler so it runs only for an authenticated, authorized principal."""
+    """Wrap a handler so it runs only for an authenticated, authorized principal within its rate limit."""
     if endpoint.action is None:
         return endpoint.handler
     handler, action = endpoint.handler, endpoint.action
 
     async def guarded(request: Request) -> Response:
         principal = await authenticate(request)
+        rate_limit_headers = await enforce_rate_limit(request, principal)
+        request.state.rate_limit_headers = rate_limit_headers  # error responses carry them too
         authorize(principal, action)
         request.state.principal = principal
-        return await handler(request)
+        response = await handler(request)
+        response.headers.update(rate_limit_headers)
+        return response
 
     guarded.__name__ = handler.__module__.rsplit(".", 1)[-1] + "_" + handler.__name__
     return guarded
@@ -85,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await _sync_links_as_owner(settings, redis, keys)
             app.state.resources = Resources(settings=settings, pool=pool, redis=redis, keys=keys)
+            app.state.rate_limiter = RateLimiter.from_settings(settings, redis, keys)
             yield
         finally:
             await redis.aclose()

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api.schemas import ErrorBody
 from core.errors import AfftokError, Conflict, Forbidden, NotFound, Unauthorized, ValidationError
+from core.plans import PlanLimitReached
 
 log = logging.getLogger("afftok.api")
 
@@ -32,14 +33,26 @@ class PublishFailed(AfftokError):
     code = "publish_failed"
 
 
+class RateLimited(AfftokError):
+    """Over the credential's rate limit; ``headers`` carry Retry-After and RateLimit-*."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, headers: dict[str, str]):
+        super().__init__(message=message)
+        self.headers = headers
+
+
 STATUS_BY_ERROR: dict[type[AfftokError], int] = {
     MalformedBody: 400,
     Unauthorized: 401,
+    PlanLimitReached: 402,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     BodyTooLarge: 413,
     ValidationError: 422,
+    RateLimited: 429,
     PublishFailed: 503,
 }
 _HTTP_CODES = {404: ("not_found", "no such route"), 405: ("method_not_allowed", "method not allowed on this route")}
@@ -55,7 +68,7 @@ def _status_of(exc: AfftokError) -> int:
 
 def _describe(exc: BaseException) -> tuple[int, str, str, dict[str, str]]:
     if isinstance(exc, AfftokError):
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else getattr(exc, "headers", {})
         return _status_of(exc), exc.code, exc.message, headers
     if isinstance(exc, msgspec.ValidationError):  # a subclass of DecodeError: test it first
         return 422, "invalid_request", str(exc), {}
@@ -76,7 +89,9 @@ def error_response(exc: BaseException, correlation_id: str) -> Response:
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc, request.state.correlation_id)
+    response = error_response(exc, request.state.correlation_id)
+    response.headers.update(getattr(request.state, "rate_limit_headers", {}))  # set by api.app.secured
+    return response
 
 
 HANDLED = (AfftokError, msgspec.DecodeError, HTTPException)

@@ -21,9 +21,12 @@ import msgspec
 from api.schemas import (
     AdvertiserPage, AffiliatePage, ApiKeyPage, LinkOut, LinkPage, LinkQuery, OfferPage, OfferQuery, PageQuery,
 )
+from api.schemas import UsageReport
 from core.errors import NotFound, ValidationError
 from core.permissions import UNSCOPED, Scope
+from core.plans import months_back, plan_named, usage_month
 from core.store import advertisers, affiliates, api_keys, links, offers
+from core.store.usage import UsageMonth
 
 R = TypeVar("R")
 
@@ -154,3 +157,22 @@ async def list_api_keys(conn: asyncpg.Connection, org_id: uuid.UUID, query: Page
 
 async def get_api_key(conn: asyncpg.Connection, org_id: uuid.UUID, key_id: uuid.UUID) -> api_keys.ApiKey:
     return await _one(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, key_id, "API key")
+
+
+async def usage_report(conn: asyncpg.Connection, org_id: uuid.UUID, now: dt.datetime) -> UsageReport:
+    """The organization's plan, this month's usage and active offers, and the last 12 months."""
+    plan = await conn.fetchval("select plan from organizations where id = $1", org_id)
+    if plan is None:
+        raise NotFound("not_found", "organization not found")
+    months = months_back(usage_month(now), 12)
+    rows = await conn.fetch(
+        "select month, events, overage_events from usage_monthly where org_id = $1 and month between $2 and $3",
+        org_id, months[-1], months[0],
+    )
+    found = {r["month"]: UsageMonth(**dict(r)) for r in rows}
+    history = [found.get(m) or UsageMonth(month=m, events=0, overage_events=0) for m in months]
+    active = await conn.fetchval("select count(*) from offers where org_id = $1 and status = 'active'", org_id)
+    return UsageReport(
+        plan=plan_named(plan), month=months[0], events=history[0].events,
+        overage_events=history[0].overage_events, active_offers=active, months=history,
+    )

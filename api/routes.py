@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from api import schemas as s
 from api.handlers import advertisers, affiliates, api_keys, health, links, offers
+from api.handlers import usage
 from core.store.advertisers import Advertiser
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
@@ -72,4 +73,7 @@ ENDPOINTS: list[Endpoint] = [
        s.ApiKeyCreated, status=201, body=s.ApiKeyRotate),
     _e("POST", "/v1/admin/api-keys/{key_id}/revoke", api_keys.revoke, "api_keys:manage",
        "Revoke a key at once; revoking a revoked key returns it unchanged", ApiKey, body=s.ApiKeyRevoke),
+    _e("GET", "/v1/usage", usage.get, "usage:read",
+       "The plan, this month's tracked events (and overage) and active offers against its limits, and the last"
+       " 12 months", s.UsageReport),
 ]

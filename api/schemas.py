@@ -16,11 +16,13 @@ from msgspec import UNSET, Meta, UnsetType
 
 from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
 from core.permissions import Role
+from core.plans import Plan
 from core.store.advertisers import Advertiser
 from core.store.api_keys import GRACE_PERIOD_MAX, REASON_MAX_LENGTH, ApiKey
 from core.store.affiliates import Affiliate
 from core.store.links import Link
 from core.store.offers import Offer
+from core.store.usage import UsageMonth
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Email = Annotated[str, Meta(min_length=3, max_length=320)]
@@ -184,3 +186,16 @@ class ApiKeyCreated(ApiKey, kw_only=True):
 class ApiKeyPage(msgspec.Struct, kw_only=True):
     data: list[ApiKey]
     next_cursor: str | None = None
+
+
+# Usage (/v1/usage).
+
+class UsageReport(msgspec.Struct, kw_only=True):
+    """The organization's plan and how much of it is used; months are UTC, named by their first day."""
+
+    plan: Plan
+    month: dt.date  # the current month
+    events: int  # tracked events this month
+    overage_events: int  # of them, those past the plan's monthly limit (billed as overage)
+    active_offers: int
+    months: list[UsageMonth]  # the last 12 months, the current one first, months without events as 0

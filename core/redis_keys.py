@@ -34,6 +34,10 @@ class RedisKeys(msgspec.Struct, frozen=True):
         """Pub/sub channel: msgpack list of changed tokens, or [] for 'reload everything'."""
         return f"{self.prefix}:v1:config-changes"
 
+    def rate_limit(self, principal_type: str, principal_id: str) -> str:
+        """String: the principal's GCRA theoretical arrival time in ms (api.rate_limit); expires when idle."""
+        return f"{self.prefix}:v1:ratelimit:{principal_type}:{principal_id}"
+
     @property
     def arq_queue(self) -> str:
         return f"{self.prefix}:arq:queue"

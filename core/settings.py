@@ -55,6 +55,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # API.
     api_body_max_bytes: int = 1_000_000
+    # Per API key (or dashboard user): requests a minute on average, in bursts of up to
+    # api_rate_limit_burst; 0 = unlimited. Redis slower than the timeout: let through.
+    api_rate_limit_per_minute: int = 600
+    api_rate_limit_burst: int = 100
+    api_rate_limit_timeout_ms: int = 100
     api_db_pool_max_size: int = 10
     app_database_url: str = ""  # the api's login (a member of afftok_app); empty = database_url
     # Dashboard users' bearer tokens (JWT): HS256 with this secret and/or RS256 with the

@@ -12,6 +12,11 @@ Contract
   (``core.store.clicks.insert_clicks`` is idempotent per click id), so redelivery after
   a crash between commit and ack, or two consumers racing on a reclaimed entry, never
   duplicates a row.
+- **Usage counted once.** The transaction that inserts a batch's clicks also adds the
+  clicks it actually inserted to their organizations' monthly usage
+  (``core.store.usage.record_tracked_events``), so a redelivered entry counts nothing
+  again. Usage never holds a click back: over its plan's limit a click is stored and
+  counted as overage like any other.
 - **Batches** close at ``ingest_batch_max`` clicks or ``ingest_batch_max_wait_ms`` after
   the cycle began, whichever comes first; one batch is one transaction.
 - **Poison entries** (wrong or missing version, bad msgpack, a record that breaks the
@@ -47,6 +52,7 @@ from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.clicks import insert_clicks
 from core.store.errors import is_data_error
+from core.store.usage import record_tracked_events, tally_tracked_events
 from workers.click_entries import Rejected, decode_click_entry, entry_click_count
 from workers.click_streams import ClickStreams, StreamEntry
 from workers.queue_depth import measure_queue_depth
@@ -247,8 +253,10 @@ class ClickIngest:
         return inserted
 
     async def _insert(self, records: list[ClickRecord]) -> int:
-        async with self.pool.acquire() as conn:
-            return len(await insert_clicks(conn, records))
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await insert_clicks(conn, records)
+            await record_tracked_events(conn, tally_tracked_events((c.org_id, c.clicked_at) for c in inserted))
+        return len(inserted)
 
     async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]], counts: IngestCounts) -> None:
         if rejected:

@@ -3,7 +3,8 @@
 ``insert_clicks`` may be given the same records any number of times; each click id is
 stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
 from ``ts_ms``, which the click id's prefix fixes). It returns the ids actually inserted
-by this call, so derived data (rollups) can be updated from new rows only.
+by this call, with their organization and time, so derived data (rollups, usage) can be
+updated from new rows only, in the caller's transaction when there is one.
 
 Records are copied as text into a staging table and cast in SQL, so every fault in the
 data itself (a malformed uuid or inet, an over-long country, a NUL byte) surfaces as a
@@ -14,15 +15,24 @@ encoding error, and aborts the whole call: nothing of it is written.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Iterable, Sequence
 
 import asyncpg
+import msgspec
 from msgspec.structs import astuple
 
 from core.models import ClickRecord
 from core.store.partitions import ensure_daily_partitions
 
 _COLUMNS = list(ClickRecord.__struct_fields__)
+
+
+class InsertedClick(msgspec.Struct, frozen=True):
+    click_id: str
+    org_id: uuid.UUID
+    clicked_at: dt.datetime
+
 
 _CREATE_STAGING = """
 create temp table if not exists clicks_staging (
@@ -41,7 +51,7 @@ select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id:
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
 on conflict do nothing
-returning click_id
+returning click_id, org_id, clicked_at
 """
 
 
@@ -53,8 +63,8 @@ def click_days(records: Iterable[ClickRecord]) -> set[dt.date]:
     return {click_day(ts_ms) for ts_ms in {r.ts_ms for r in records}}
 
 
-async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[str]:
-    """Insert ``records`` in one transaction; return the click ids that were new."""
+async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[InsertedClick]:
+    """Insert ``records`` in one transaction (a savepoint inside the caller's); return the new ones."""
     if not records:
         return []
     await ensure_daily_partitions(conn, "clicks", click_days(records))
@@ -65,4 +75,4 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
             await conn.execute("truncate clicks_staging")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         rows = await conn.fetch(_INSERT_FROM_STAGING)
-    return [r["click_id"] for r in rows]
+    return [InsertedClick(r["click_id"], r["org_id"], r["clicked_at"]) for r in rows]

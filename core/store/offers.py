@@ -2,6 +2,11 @@
 
 Every change here alters what the offer's links do at the edge; callers publish the
 affected links' configs after the transaction commits.
+
+Making an offer active (created active, or its status changed to active) counts against
+the plan's active offers (``core.plans``): the write is made, then the organization's
+row is locked and the active offers counted, so concurrent activations in one
+organization serialize and the last one over the limit is undone (``PlanLimitReached``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import msgspec
 from core import catalog_rules as rules
 from core.errors import NotFound, ValidationError
 from core.macros import validate_url_template
+from core.plans import check_active_offers, plan_named
 
 OfferStatus = Literal["active", "paused", "archived"]
 ApprovalStatus = Literal["approved", "pending", "rejected", "blocked"]
@@ -110,16 +116,20 @@ async def create_offer(
     currency = values.pop("currency", None)
     names = ", ".join(values)
     params = ", ".join(f"${n}" for n in range(4, 4 + len(values)))
-    row = await conn.fetchrow(
-        f"insert into offers (org_id, advertiser_id, currency, {names})"
-        f" select a.org_id, a.id, coalesce($3, o.default_currency), {params}"
-        f" from advertisers a join organizations o on o.id = a.org_id"
-        f" where a.org_id = $1 and a.id = $2 returning {COLUMNS}",
-        org_id, advertiser_id, currency, *values.values(),
-    )
-    if row is None:
-        raise NotFound("not_found", "advertiser not found")
-    return Offer(**dict(row))
+    async with conn.transaction():  # a savepoint: over the plan's limit undoes the insert
+        row = await conn.fetchrow(
+            f"insert into offers (org_id, advertiser_id, currency, {names})"
+            f" select a.org_id, a.id, coalesce($3, o.default_currency), {params}"
+            f" from advertisers a join organizations o on o.id = a.org_id"
+            f" where a.org_id = $1 and a.id = $2 returning {COLUMNS}",
+            org_id, advertiser_id, currency, *values.values(),
+        )
+        if row is None:
+            raise NotFound("not_found", "advertiser not found")
+        offer = Offer(**dict(row))
+        if offer.status == "active":
+            await _check_active_offers_limit(conn, org_id)
+    return offer
 
 
 async def update_offer(
@@ -129,6 +139,9 @@ async def update_offer(
     values = _checked(changes)
     assignments = "".join(f", {column} = ${n}" for n, column in enumerate(values, start=3))
     async with conn.transaction():  # a savepoint inside the caller's transaction
+        activating = values.get("status") == "active" and await conn.fetchval(
+            "select status <> 'active' from offers where org_id = $1 and id = $2 for update", org_id, offer_id
+        )
         row = await conn.fetchrow(
             f"update offers set updated_at = now(){assignments} where org_id = $1 and id = $2 returning {COLUMNS}",
             org_id, offer_id, *values.values(),
@@ -137,7 +150,22 @@ async def update_offer(
             raise NotFound("not_found", "offer not found")
         offer = Offer(**dict(row))
         _check_geo_overlap(offer.geo_allow, offer.geo_deny)  # the merged lists; raising undoes the update
+        if activating:
+            await _check_active_offers_limit(conn, org_id)
     return offer
+
+
+async def _check_active_offers_limit(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
+    """After an offer became active: raise ``PlanLimitReached`` if that is one too many.
+
+    The organization's row lock serializes activations: a concurrent one waits here until
+    this transaction ends, then counts this offer too. FOR NO KEY UPDATE, not FOR UPDATE:
+    inserts referencing the organization hold FOR KEY SHARE on it (the foreign key), and
+    two of those each waiting for FOR UPDATE would deadlock.
+    """
+    plan = await conn.fetchval("select plan from organizations where id = $1 for no key update", org_id)
+    active = await conn.fetchval("select count(*) from offers where org_id = $1 and status = 'active'", org_id)
+    check_active_offers(plan_named(plan), active)
 
 
 async def set_offer_approval(
