@@ -43,6 +43,7 @@ def secured(endpoint: Endpoint) -> Handler:
         request.state.rate_limit_headers = rate_limit_headers  # error responses carry them too
         authorize(principal, action)
         request.state.principal = principal
+        request.state.endpoint = endpoint  # api.audit names the action after it
         response = await handler(request)
         response.headers.update(rate_limit_headers)
         return response

@@ -19,13 +19,14 @@ import asyncpg
 import msgspec
 
 from api.schemas import (
-    AdvertiserPage, AffiliatePage, ApiKeyPage, LinkOut, LinkPage, LinkQuery, OfferPage, OfferQuery, PageQuery,
+    AdvertiserPage, AffiliatePage, ApiKeyPage, AuditLogPage, AuditLogQuery, LinkOut, LinkPage, LinkQuery, OfferPage,
+    OfferQuery, OrganizationOut, PageQuery,
 )
 from api.schemas import UsageReport
 from core.errors import NotFound, ValidationError
 from core.permissions import UNSCOPED, Scope
 from core.plans import months_back, plan_named, usage_month
-from core.store import advertisers, affiliates, api_keys, links, offers
+from core.store import advertisers, affiliates, api_keys, audit, links, offers
 from core.store.usage import UsageMonth
 
 R = TypeVar("R")
@@ -157,6 +158,65 @@ async def list_api_keys(conn: asyncpg.Connection, org_id: uuid.UUID, query: Page
 
 async def get_api_key(conn: asyncpg.Connection, org_id: uuid.UUID, key_id: uuid.UUID) -> api_keys.ApiKey:
     return await _one(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, key_id, "API key")
+
+
+async def find_offer_approval(
+    conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, affiliate_id: uuid.UUID,
+) -> offers.OfferApproval | None:
+    row = await conn.fetchrow(
+        f"select {offers.APPROVAL_COLUMNS} from offer_affiliates where org_id = $1 and offer_id = $2 and affiliate_id = $3",
+        org_id, offer_id, affiliate_id,
+    )
+    return offers.OfferApproval(**dict(row)) if row else None
+
+
+async def get_organization(conn: asyncpg.Connection, org_id: uuid.UUID) -> OrganizationOut:
+    row = await conn.fetchrow(
+        "select id, name, plan, default_currency, created_at, ip_truncate, clicks_retention_days,"
+        " conversions_retention_days from organizations where id = $1", org_id,
+    )
+    if row is None:
+        raise NotFound("not_found", "organization not found")
+    return OrganizationOut(**dict(row))
+
+
+# The audit log: newest first by (occurred_at, id), the same opaque keyset cursor shape.
+_AUDIT_FILTERS = {
+    "action": "action = {}", "target_type": "target_type = {}", "target_id": "target_id = {}",
+    "actor_id": "actor_id = {}", "since": "occurred_at >= {}", "until": "occurred_at < {}",
+}
+
+
+def _audit_cursor(occurred_at: dt.datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode([occurred_at, row_id])).decode().rstrip("=")
+
+
+def _decode_audit_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return msgspec.json.decode(raw, type=tuple[dt.datetime, int])
+    except (ValueError, msgspec.DecodeError):
+        raise ValidationError("invalid_cursor", "cursor is not one this API returned") from None
+
+
+async def list_audit_log(conn: asyncpg.Connection, org_id: uuid.UUID, query: AuditLogQuery) -> AuditLogPage:
+    args: list[Any] = [org_id]
+    where = ["org_id = $1"]
+    for field, condition in _AUDIT_FILTERS.items():
+        if (value := getattr(query, field)) is not None:
+            args.append(value)
+            where.append(condition.format(f"${len(args)}"))
+    if query.cursor is not None:
+        args.extend(_decode_audit_cursor(query.cursor))
+        where.append(f"(occurred_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(query.limit + 1)
+    rows = await conn.fetch(
+        f"select {audit.COLUMNS} from audit_log where {' and '.join(where)}"
+        f" order by occurred_at desc, id desc limit ${len(args)}", *args,
+    )
+    data = [audit.AuditEntry(**dict(r)) for r in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return AuditLogPage(data=data, next_cursor=_audit_cursor(data[-1].occurred_at, data[-1].id) if more else None)
 
 
 async def usage_report(conn: asyncpg.Connection, org_id: uuid.UUID, now: dt.datetime) -> UsageReport:

@@ -13,12 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import schemas as s
-from api.handlers import advertisers, affiliates, api_keys, health, links, offers
+from api.handlers import advertisers, affiliates, api_keys, audit_log, health, links, offers, organization, privacy
 from api.handlers import usage
 from core.store.advertisers import Advertiser
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
 from core.store.offers import Offer, OfferApproval
+from core.store.privacy import SubjectErasure, SubjectExport
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -73,6 +74,17 @@ ENDPOINTS: list[Endpoint] = [
        s.ApiKeyCreated, status=201, body=s.ApiKeyRotate),
     _e("POST", "/v1/admin/api-keys/{key_id}/revoke", api_keys.revoke, "api_keys:manage",
        "Revoke a key at once; revoking a revoked key returns it unchanged", ApiKey, body=s.ApiKeyRevoke),
+    _e("GET", "/v1/audit-log", audit_log.list_, "audit:read",
+       "The organization's audit log, newest first", s.AuditLogPage, query=s.AuditLogQuery),
+    _e("GET", "/v1/organization", organization.get, "organization:read",
+       "The caller's organization and its data settings", s.OrganizationOut),
+    _e("PATCH", "/v1/organization", organization.update, "organization:manage",
+       "Change data settings: IP truncation (republishes the links) and retention", s.OrganizationOut,
+       body=s.OrganizationPatch),
+    _e("POST", "/v1/privacy/export", privacy.export, "privacy:manage",
+       "Everything stored about one data subject (exactly one selector)", SubjectExport, body=s.PrivacySubjectIn),
+    _e("POST", "/v1/privacy/erase", privacy.erase, "privacy:manage",
+       "Scrub a data subject's personal fields; rows and counts stay", SubjectErasure, body=s.PrivacySubjectIn),
     _e("GET", "/v1/usage", usage.get, "usage:read",
        "The plan, this month's tracked events (and overage) and active offers against its limits, and the last"
        " 12 months", s.UsageReport),

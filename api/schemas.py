@@ -17,8 +17,13 @@ from msgspec import UNSET, Meta, UnsetType
 from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
 from core.permissions import Role
 from core.plans import Plan
+from core.retention import (
+    CLICKS_RETENTION_DAYS_MAX, CLICKS_RETENTION_DAYS_MIN, CONVERSIONS_RETENTION_DAYS_MAX,
+    CONVERSIONS_RETENTION_DAYS_MIN,
+)
 from core.store.advertisers import Advertiser
 from core.store.api_keys import GRACE_PERIOD_MAX, REASON_MAX_LENGTH, ApiKey
+from core.store.audit import AuditEntry
 from core.store.affiliates import Affiliate
 from core.store.links import Link
 from core.store.offers import Offer
@@ -186,6 +191,58 @@ class ApiKeyCreated(ApiKey, kw_only=True):
 class ApiKeyPage(msgspec.Struct, kw_only=True):
     data: list[ApiKey]
     next_cursor: str | None = None
+
+
+# Audit log (/v1/audit-log), organization settings (/v1/organization), data subject
+# rights (/v1/privacy/*).
+
+ShortText = Annotated[str, Meta(min_length=1, max_length=200)]
+Since = Annotated[dt.datetime, Meta(tz=True, description="inclusive")]
+Until = Annotated[dt.datetime, Meta(tz=True, description="exclusive")]
+
+
+class AuditLogQuery(PageQuery):
+    action: ShortText | None = None  # e.g. offers.update
+    target_type: ShortText | None = None
+    target_id: ShortText | None = None
+    actor_id: ShortText | None = None
+    since: Since | None = None
+    until: Until | None = None
+
+
+class AuditLogPage(msgspec.Struct, kw_only=True):
+    data: list[AuditEntry]
+    next_cursor: str | None = None
+
+
+class OrganizationPatch(Body):
+    ip_truncate: bool | UnsetType = UNSET
+    clicks_retention_days: Annotated[
+        int, Meta(ge=CLICKS_RETENTION_DAYS_MIN, le=CLICKS_RETENTION_DAYS_MAX)] | UnsetType = UNSET
+    conversions_retention_days: Annotated[
+        int, Meta(ge=CONVERSIONS_RETENTION_DAYS_MIN, le=CONVERSIONS_RETENTION_DAYS_MAX)] | UnsetType = UNSET
+
+
+class OrganizationOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    plan: str
+    default_currency: str
+    created_at: dt.datetime
+    ip_truncate: bool
+    clicks_retention_days: int
+    conversions_retention_days: int
+
+
+class PrivacySubjectIn(Body):
+    """Exactly one selector of a data subject."""
+
+    click_id: Annotated[str, Meta(pattern="^[0-9a-f]{44}$")] | None = None
+    ip: Annotated[str, Meta(min_length=2, max_length=45, description="IPv4 or IPv6 address")] | None = None
+    customer_id: ShortText | None = None
+    email_sha256: Annotated[str, Meta(pattern="^[0-9a-fA-F]{64}$", description=(
+        "SHA-256 (hex) of the lower-cased, trimmed email address"
+    ))] | None = None
 
 
 # Usage (/v1/usage).

@@ -42,6 +42,7 @@ ACTIONS: frozenset[str] = CATALOG_READ | CATALOG_WRITE | frozenset({
     "audit:read",
     "privacy:manage",
     "usage:read",
+    "organization:read",
     "organization:manage",
 })
 

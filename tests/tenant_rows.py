@@ -18,6 +18,7 @@ from core.store.partitions import ensure_daily_partitions
 SEEDED_TABLES = {
     "organizations": "id", "advertisers": "org_id", "affiliates": "org_id", "offers": "org_id",
     "offer_affiliates": "org_id", "links": "org_id", "api_keys": "org_id", "clicks": "org_id",
+    "audit_log": "org_id",
 }
 
 
@@ -46,6 +47,10 @@ async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, st
         "insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome, ip)"
         " values ($1, $2, $3, $4, $5, $6, 'redirect', '203.0.113.7')",
         click_id, now, org, offer, aff, link)
+    await conn.execute(
+        "insert into audit_log (org_id, actor_type, actor_id, action, target_type, target_id)"
+        " values ($1, 'api_key', $2, 'advertisers.create', 'advertiser', $3)", org, str(key_id), str(adv))
     ids = {"org_id": org, "advertiser_id": adv, "affiliate_id": aff, "offer_id": offer, "link_id": link,
-           "key_id": key_id, "click_id": click_id}
+           "key_id": key_id, "click_id": click_id,
+           "target_id": adv, "actor_id": key_id}  # the audit row's (its filters are named so)
     return {**{k: str(v) for k, v in ids.items()}, "key": key}

@@ -9,7 +9,9 @@
 - ``apply_retention`` (daily): the partitions ahead exist, the clicks partitions past
   the longest retention of any organization are dropped, and the older clicks of
   organizations that keep them for less are deleted (see ``core.retention`` for the
-  rules and ``apply_retention`` for what it guarantees).
+  rules and ``apply_retention`` for what it guarantees). It also deletes audit log
+  rows older than ``core.audit.AUDIT_RETENTION_DAYS`` (365, the floor; the table's
+  trigger keeps younger rows whatever this job is told).
 
 The ``*_job`` functions are the arq entry points; they take what they need from the
 worker context built in ``workers.settings``.
@@ -24,8 +26,10 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
+from core.audit import audit_cutoff
 from core.redis_keys import RedisKeys
 from core.retention import RetentionPlan, plan_retention
+from core.store.audit import delete_expired_audit_rows
 from core.store.link_configs import sync_all_links
 from core.store.partitions import days_ahead, drop_daily_partition, ensure_daily_partitions, existing_days
 from core.store.retention import delete_expired_clicks, list_org_retentions
@@ -47,6 +51,7 @@ class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
     deleted_clicks: dict[str, int]  # org id -> rows deleted by this run
     # True when the per-run bound stopped the deletes; the next run continues.
     deletes_incomplete: bool
+    deleted_audit_rows: int = 0  # past the audit log's 365 days, every organization
 
 
 async def create_click_partitions(pool: asyncpg.Pool, *, today: dt.date, days_ahead_count: int) -> list[dt.date]:
@@ -91,16 +96,18 @@ async def apply_retention(
     plan = plan_retention(today, click_days, orgs, oldest)
     dropped, not_locked = await _drop_click_partitions(pool, plan)
     deleted, incomplete = await _delete_expired_clicks(pool, plan, delete_batch_rows, delete_max_rows)
+    audit_deleted, audit_incomplete = await _delete_expired_audit_rows(
+        pool, audit_cutoff(today), delete_batch_rows, delete_max_rows)
     report = RetentionReport(
         created_click_days=created, dropped_click_days=dropped,
         held_click_days=sorted(plan.held_click_days + not_locked), deleted_clicks=deleted,
-        deletes_incomplete=incomplete,
+        deletes_incomplete=incomplete or audit_incomplete, deleted_audit_rows=audit_deleted,
     )
     log.info(
-        "retention: dropped clicks partitions %s; held %s; deleted clicks %s%s",
+        "retention: dropped clicks partitions %s; held %s; deleted clicks %s; deleted audit rows %d%s",
         [d.isoformat() for d in report.dropped_click_days] or "none",
-        [d.isoformat() for d in report.held_click_days] or "none", deleted or "none",
-        " (bound reached, continuing next run)" if incomplete else "",
+        [d.isoformat() for d in report.held_click_days] or "none", deleted or "none", audit_deleted,
+        " (bound reached, continuing next run)" if report.deletes_incomplete else "",
     )
     return report
 
@@ -136,6 +143,20 @@ async def _delete_expired_clicks(
                 if count < limit:
                     break
     return deleted, False
+
+
+async def _delete_expired_audit_rows(
+    pool: asyncpg.Pool, before: dt.datetime, batch_rows: int, max_rows: int
+) -> tuple[int, bool]:
+    total = 0
+    async with pool.acquire() as conn:
+        while total < max_rows:
+            limit = min(batch_rows, max_rows - total)
+            count = await delete_expired_audit_rows(conn, before, limit_rows=limit)
+            total += count
+            if count < limit:
+                return total, False
+    return total, True
 
 
 def utc_today() -> dt.date:

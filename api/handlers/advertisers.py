@@ -4,6 +4,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import queries
+from api.audit import audited
 from api.auth import principal
 from api.bodies import path_id, read_json, read_query
 from api.resources import tenant_transaction
@@ -14,8 +15,9 @@ from core.store.advertisers import create_advertiser
 
 async def create(request: Request) -> Response:
     body = await read_json(request, AdvertiserCreate)
-    async with tenant_transaction(request, principal(request).org_id) as conn:
+    async with audited(request, "advertiser") as (conn, audit):
         advertiser = await create_advertiser(conn, principal(request).org_id, body.name, status=body.status)
+        audit.target_id, audit.after = advertiser.id, advertiser
     return json_response(advertiser, 201)
 
 

@@ -14,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import queries
+from api.audit import audited
 from api.auth import principal
 from api.bodies import path_id, read_json, read_query
 from api.resources import tenant_transaction
 from api.responses import json_response
 from api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRevoke, ApiKeyRotate, PageQuery
 from core.store.api_keys import CreatedApiKey, create_api_key, revoke_api_key, rotate_api_key
+from core.store.audit import lock_target
 
 
 def _shown_once(created: CreatedApiKey) -> Response:
@@ -35,11 +37,12 @@ def _now() -> dt.datetime:
 async def create(request: Request) -> Response:
     body = await read_json(request, ApiKeyCreate)
     who = principal(request)
-    async with tenant_transaction(request, who.org_id) as conn:
+    async with audited(request, "api_key") as (conn, audit):
         created = await create_api_key(
             conn, who.org_id, body.name, body.role, test=body.test, expires_at=body.expires_at,
             advertiser_id=body.advertiser_id, affiliate_id=body.affiliate_id, granted_by=who,
         )
+        audit.target_id, audit.after = created.record.id, created.record  # the record: never the key
     return _shown_once(created)
 
 
@@ -61,10 +64,14 @@ async def rotate(request: Request) -> Response:
     key_id = path_id(request, "key_id", "API key")
     body = await read_json(request, ApiKeyRotate)
     who = principal(request)
-    async with tenant_transaction(request, who.org_id) as conn:
+    async with audited(request, "api_key", key_id) as (conn, audit):
+        await lock_target(conn, "api_keys", who.org_id, key_id)
+        audit.before = {"rotated": await queries.get_api_key(conn, who.org_id, key_id)}
         created = await rotate_api_key(
             conn, who.org_id, key_id, _now(), dt.timedelta(seconds=body.grace_period_s), granted_by=who,
         )
+        # The old key now points at its replacement (replaced_by, grace_until); the new one's record, never the key.
+        audit.after = {"rotated": await queries.get_api_key(conn, who.org_id, key_id), "replacement": created.record}
     return _shown_once(created)
 
 
@@ -72,5 +79,8 @@ async def revoke(request: Request) -> Response:
     key_id = path_id(request, "key_id", "API key")
     body = await read_json(request, ApiKeyRevoke)
     who = principal(request)
-    async with tenant_transaction(request, who.org_id) as conn:
-        return json_response(await revoke_api_key(conn, who.org_id, key_id, _now(), body.reason, granted_by=who))
+    async with audited(request, "api_key", key_id) as (conn, audit):
+        await lock_target(conn, "api_keys", who.org_id, key_id)
+        audit.before = await queries.get_api_key(conn, who.org_id, key_id)
+        revoked = audit.after = await revoke_api_key(conn, who.org_id, key_id, _now(), body.reason, granted_by=who)
+    return json_response(revoked)

@@ -38,6 +38,11 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/admin/api-keys"): {"name": "Isolation", "role": "advertiser", "advertiser_id": "{advertiser_id}"},
     ("POST", "/v1/admin/api-keys/{key_id}/rotate"): {"grace_period_s": 60},
     ("POST", "/v1/admin/api-keys/{key_id}/revoke"): {"reason": "isolation test"},
+    ("PATCH", "/v1/organization"): {"ip_truncate": True, "clicks_retention_days": 60},
+    # A selector names a person, not a row: an unknown one finds nothing (200, empty), so
+    # these name no id here; tests/api/test_privacy.py crosses organizations.
+    ("POST", "/v1/privacy/export"): {"ip": "203.0.113.7"},
+    ("POST", "/v1/privacy/erase"): {"ip": "203.0.113.7"},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")

@@ -1,0 +1,111 @@
+"""Finding, exporting and erasing what is stored about one data subject, in one organization.
+
+Runs on the api's tenant transaction (row-level security applies). Which tables are
+searched for which selector is ``core.privacy.SOURCES``; this module holds one query per
+(table, selector). Today only clicks hold personal data (click id, address, user agent,
+referer, sub ids); conversions, when they arrive, add their queries here for
+``click_id``, ``customer_id`` and ``email_sha256``, and their table to ``SOURCES``.
+
+Clicks are partitioned by day. A click id carries its time, so that lookup reads one
+partition; an address is found through ``clicks_org_ip_idx`` in every partition.
+Erasure is idempotent: a row is counted once, when its personal fields are scrubbed,
+and a second erasure finds nothing left to scrub.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import asyncpg
+import msgspec
+
+from core.ids import click_id_time_ms
+from core.privacy import ERASED_CLICK_FIELDS, SOURCES, Subject, ip_forms
+
+
+class StoredClick(msgspec.Struct, frozen=True, kw_only=True):
+    """Every column of a stored click (tests hold this to the table's columns)."""
+
+    click_id: str
+    clicked_at: dt.datetime
+    org_id: uuid.UUID
+    offer_id: uuid.UUID
+    affiliate_id: uuid.UUID
+    link_id: uuid.UUID
+    outcome: str
+    sub1: str | None
+    sub2: str | None
+    sub3: str | None
+    sub4: str | None
+    sub5: str | None
+    source_id: str | None
+    ip: str | None
+    user_agent: str | None
+    referer: str | None
+    country: str | None
+    device_type: str | None
+    ingested_at: dt.datetime
+
+
+class SubjectExport(msgspec.Struct, frozen=True, kw_only=True):
+    subject: Subject
+    generated_at: dt.datetime
+    sources: list[str]  # every table searched for this selector
+    clicks: list[StoredClick]
+
+
+class SubjectErasure(msgspec.Struct, frozen=True, kw_only=True):
+    subject: Subject
+    erased_at: dt.datetime
+    sources: list[str]
+    clicks_scrubbed: int  # rows whose personal fields this request cleared
+
+
+_CLICK_COLUMNS = ", ".join("host(ip) as ip" if f == "ip" else f for f in StoredClick.__struct_fields__)
+
+
+def _click_match(subject: Subject) -> tuple[str, list]:
+    """The clicks condition (after ``org_id = $1``) and its arguments, from ``$2`` on."""
+    if subject.kind == "click_id":
+        at = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=click_id_time_ms(subject.value))
+        # clicked_at is the id's own instant: the range lets the planner read one partition.
+        return "click_id = $2 and clicked_at >= $3 and clicked_at < $4", [
+            subject.value, at, at + dt.timedelta(milliseconds=1)]
+    if subject.kind == "ip":
+        return "ip = any($2::inet[])", [ip_forms(subject.value)]
+    raise AssertionError(f"clicks hold no {subject.kind}")
+
+
+async def find_subject_clicks(conn: asyncpg.Connection, org_id: uuid.UUID, subject: Subject) -> list[StoredClick]:
+    if "clicks" not in SOURCES[subject.kind]:
+        return []
+    condition, args = _click_match(subject)
+    rows = await conn.fetch(
+        f"select {_CLICK_COLUMNS} from clicks where org_id = $1 and {condition} order by clicked_at, click_id",
+        org_id, *args,
+    )
+    return [StoredClick(**dict(r)) for r in rows]
+
+
+async def export_subject(conn: asyncpg.Connection, org_id: uuid.UUID, subject: Subject, now: dt.datetime) -> SubjectExport:
+    """Everything ``org_id`` stores about ``subject``, from every table in ``SOURCES``."""
+    return SubjectExport(
+        subject=subject, generated_at=now, sources=list(SOURCES[subject.kind]),
+        clicks=await find_subject_clicks(conn, org_id, subject),
+    )
+
+
+async def erase_subject(conn: asyncpg.Connection, org_id: uuid.UUID, subject: Subject, now: dt.datetime) -> SubjectErasure:
+    """Scrub ``subject``'s personal fields in every table in ``SOURCES``; rows and counts stay."""
+    scrubbed = 0
+    if "clicks" in SOURCES[subject.kind]:
+        condition, args = _click_match(subject)
+        assignments = ", ".join(f"{f} = null" for f in ERASED_CLICK_FIELDS)
+        anything_left = " or ".join(f"{f} is not null" for f in ERASED_CLICK_FIELDS)
+        status = await conn.execute(
+            f"update clicks set {assignments} where org_id = $1 and {condition} and ({anything_left})",
+            org_id, *args,
+        )
+        scrubbed = int(status.rsplit(" ", 1)[1])
+    return SubjectErasure(subject=subject, erased_at=now, sources=list(SOURCES[subject.kind]), clicks_scrubbed=scrubbed)
