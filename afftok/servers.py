@@ -90,10 +90,12 @@ class PostgresServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, timeout_s: float = 60) -> None:
-        subprocess.run(
-            [str(self.bin_dir / args[0]), *args[1:]], check=True, timeout=timeout_s,
+        done = subprocess.run(
+            [str(self.bin_dir / args[0]), *args[1:]], timeout=timeout_s,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self.user,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
 
     def start(self) -> "PostgresServer":
         pgdata = self.data_dir / "pgdata"
@@ -135,7 +137,7 @@ class PostgresServer:
         if (pgdata / "postmaster.pid").exists():
             try:
                 self._run("pg_ctl", "-D", str(pgdata), "-w", "-m", "fast", "stop", timeout_s=60)
-            except subprocess.CalledProcessError:
+            except RuntimeError:
                 (pgdata / "postmaster.pid").unlink(missing_ok=True)
 
 
