@@ -52,7 +52,7 @@ from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.clicks import insert_clicks
 from core.store.errors import is_data_error
-from core.store.usage import record_tracked_events, tally_tracked_events
+from core.store.usage import record_tracked_events
 from workers.click_entries import Rejected, decode_click_entry, entry_click_count
 from workers.click_streams import ClickStreams, StreamEntry
 from workers.queue_depth import measure_queue_depth
@@ -255,8 +255,8 @@ class ClickIngest:
     async def _insert(self, records: list[ClickRecord]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = await insert_clicks(conn, records)
-            await record_tracked_events(conn, tally_tracked_events((c.org_id, c.clicked_at) for c in inserted))
-        return len(inserted)
+            await record_tracked_events(conn, inserted)
+        return sum(inserted.values())
 
     async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]], counts: IngestCounts) -> None:
         if rejected:

@@ -2,9 +2,10 @@
 
 ``insert_clicks`` may be given the same records any number of times; each click id is
 stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
-from ``ts_ms``, which the click id's prefix fixes). It returns the ids actually inserted
-by this call, with their organization and time, so derived data (rollups, usage) can be
-updated from new rows only, in the caller's transaction when there is one.
+from ``ts_ms``, which the click id's prefix fixes). It returns how many rows this call
+actually inserted per organization and month, counted in Postgres, so derived data
+(usage now, rollups later) is updated from new rows only, in the caller's transaction
+when there is one.
 
 Records are copied as text into a staging table and cast in SQL, so every fault in the
 data itself (a malformed uuid or inet, an over-long country, a NUL byte) surfaces as a
@@ -19,7 +20,6 @@ import uuid
 from typing import Iterable, Sequence
 
 import asyncpg
-import msgspec
 from msgspec.structs import astuple
 
 from core.models import ClickRecord
@@ -28,10 +28,8 @@ from core.store.partitions import ensure_daily_partitions
 _COLUMNS = list(ClickRecord.__struct_fields__)
 
 
-class InsertedClick(msgspec.Struct, frozen=True):
-    click_id: str
-    org_id: uuid.UUID
-    clicked_at: dt.datetime
+# (org_id, first day of the UTC month) -> clicks this call inserted: what usage counts.
+InsertedCounts = dict[tuple[uuid.UUID, dt.date], int]
 
 
 _CREATE_STAGING = """
@@ -43,6 +41,7 @@ create temp table if not exists clicks_staging (
 """
 
 _INSERT_FROM_STAGING = """
+with inserted as (
 insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome,
                     sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
                     country, device_type)
@@ -51,7 +50,11 @@ select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id:
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
 on conflict do nothing
-returning click_id, org_id, clicked_at
+returning org_id, clicked_at
+)
+select org_id, (date_trunc('month', clicked_at at time zone 'UTC'))::date as month, count(*) as n
+from inserted
+group by 1, 2
 """
 
 
@@ -63,16 +66,17 @@ def click_days(records: Iterable[ClickRecord]) -> set[dt.date]:
     return {click_day(ts_ms) for ts_ms in {r.ts_ms for r in records}}
 
 
-async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[InsertedClick]:
-    """Insert ``records`` in one transaction (a savepoint inside the caller's); return the new ones."""
+async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> InsertedCounts:
+    """Insert ``records`` in one transaction (a savepoint inside the caller's); return how
+    many were new per organization and month (counted in Postgres: no row comes back)."""
     if not records:
-        return []
+        return {}
     await ensure_daily_partitions(conn, "clicks", click_days(records))
     nested = conn.is_in_transaction()
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
         if nested:  # an outer transaction keeps earlier rows in staging until its commit
-            await conn.execute("truncate clicks_staging")
+            await conn.execute("delete from clicks_staging")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         rows = await conn.fetch(_INSERT_FROM_STAGING)
-    return [InsertedClick(r["click_id"], r["org_id"], r["clicked_at"]) for r in rows]
+    return {(r["org_id"], r["month"]): r["n"] for r in rows}

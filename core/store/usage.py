@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import Counter
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import asyncpg
 import msgspec
 
-from core.plans import PLANS, usage_month
+from core.plans import PLANS
 
 
 class UsageMonth(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,11 +31,6 @@ class UsageMonth(msgspec.Struct, frozen=True, kw_only=True):
 
 
 TrackedEvents = Mapping[tuple[uuid.UUID, dt.date], int]  # (org_id, month) -> new events
-
-
-def tally_tracked_events(events: Iterable[tuple[uuid.UUID, dt.datetime]]) -> Counter[tuple[uuid.UUID, dt.date]]:
-    """Count ``(org_id, at)`` pairs per organization and month."""
-    return Counter((org_id, usage_month(at)) for org_id, at in events)
 
 
 # The input joined to each organization's monthly limit; rows in key order, so
