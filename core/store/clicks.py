@@ -40,7 +40,7 @@ create temp table if not exists clicks_staging (
 ) on commit delete rows
 """
 
-_INSERT_FROM_STAGING = """
+_INSERT = """
 with inserted as (
 insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome,
                     sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
@@ -49,13 +49,15 @@ select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id:
        offer_id::uuid, affiliate_id::uuid, link_id::uuid, outcome, sub1, sub2, sub3, sub4,
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
-on conflict do nothing
+{on_conflict}
 returning org_id, clicked_at
 )
 select org_id, (date_trunc('month', clicked_at at time zone 'UTC'))::date as month, count(*) as n
 from inserted
 group by 1, 2
 """
+_INSERT_NEW = _INSERT.format(on_conflict="")
+_INSERT_IDEMPOTENT = _INSERT.format(on_conflict="on conflict do nothing")
 
 
 def click_day(ts_ms: int) -> dt.date:
@@ -78,5 +80,12 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
         if nested:  # an outer transaction keeps earlier rows in staging until its commit
             await conn.execute("delete from clicks_staging")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
-        rows = await conn.fetch(_INSERT_FROM_STAGING)
+        try:
+            # Redelivery is rare: try the plain insert first (no speculative insertion per
+            # row, measurably cheaper); on any duplicate, its savepoint rolls back and the
+            # idempotent form runs instead.
+            async with conn.transaction():
+                rows = await conn.fetch(_INSERT_NEW)
+        except asyncpg.UniqueViolationError:
+            rows = await conn.fetch(_INSERT_IDEMPOTENT)
     return {(r["org_id"], r["month"]): r["n"] for r in rows}
