@@ -33,6 +33,18 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} ms"
 
 
+def tenant_rows(results: BenchResults) -> list[list[str]]:
+    timing = results.tenant_timing
+    rows = [["GET /v1/offers/{id} with org A's key", "requests", "status", "p50", "p90", "p99"]]
+    for group, run in timing.groups.items():
+        statuses = ", ".join(f"{status} ×{count:,}" for status, count in run.statuses.items())
+        rows.append([group, f"{run.requests:,}", statuses, _ms(run.p50_ms), _ms(run.p90_ms), _ms(run.p99_ms)])
+    low, high = timing.median_diff_ci_ms
+    rows.append(["difference of medians (other org − missing)", "", "", f"{timing.median_diff_ms:+.3f} ms",
+                 f"95 % CI {low:+.3f} to {high:+.3f} ms", ""])
+    return rows
+
+
 def check_rows(results: BenchResults) -> list[list[str]]:
     return [["check", "target", "measured", "result"]] + [
         [c.name, c.target, c.measured, "PASS" if c.passed else "FAIL"] for c in results.checks
@@ -59,17 +71,19 @@ def _method(results: BenchResults) -> str:
         f"during the peak runs. Half peak: hey -c{results.half_peak.connections} at a fixed rate with the "
         f"whole stack live, read by hey and by the edge's own latency histogram (/metrics, before minus after, "
         f"interpolated inside a bucket), and bare Starlette at the same rate as the load tool's floor. Ingest: one consumer draining {results.ingest.clicks:,} queued clicks alone "
-        f"({results.ingest.seconds:.1f} s)."
+        f"({results.ingest.seconds:.1f} s). Tenant timing: {results.tenant_timing.requests_per_group:,} "
+        f"requests per group, shuffled, one in flight over one keep-alive connection, API rate limit off."
     )
 
 
 def terminal_report(results: BenchResults) -> str:
-    return f"{text_table(peak_rows(results))}\n\n{text_table(check_rows(results))}"
+    return f"{text_table(peak_rows(results))}\n\n{text_table(tenant_rows(results))}\n\n{text_table(check_rows(results))}"
 
 
 def markdown_report(results: BenchResults) -> str:
     return (
         f"Machine: {results.machine.describe()}; {results.cpu_busy_before_pct:.0f}% CPU busy just before the run.\n\n"
         f"{_method(results)}\n\n"
-        f"{markdown_table(peak_rows(results))}\n\n{markdown_table(check_rows(results))}\n"
+        f"{markdown_table(peak_rows(results))}\n\n{markdown_table(tenant_rows(results))}\n\n"
+        f"{markdown_table(check_rows(results))}\n"
     )

@@ -11,6 +11,7 @@ from bench.edge_latency import ServerLatency
 from bench.ingest_capacity import IngestCapacity
 from bench.load_result import LoadResult
 from bench.machine import Machine
+from bench.tenant_timing import MISSING, OTHER_ORG, TenantTiming
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -20,6 +21,9 @@ EDGE_VS_BARE_MIN = 0.6
 HALF_PEAK_P99_MAX_MS = 5.0
 CLICK_LAG_P99_MAX_MS = 1000.0
 INGEST_VS_EDGE_MIN = 3.0
+# |median(other org's id) - median(missing id)| for GET /v1/offers/{id}, one request in
+# flight: well under a Postgres index probe's worth, so a difference this small is no tell.
+TENANT_MEDIAN_DIFF_MAX_MS = 0.2
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -41,6 +45,7 @@ class BenchResults(msgspec.Struct, kw_only=True):
     half_peak_bare: LoadResult  # the same rate against bare Starlette: the load tool's floor
     click_lag: ClickLag
     ingest: IngestCapacity
+    tenant_timing: TenantTiming
     checks: list[Check] = []
 
     @property
@@ -59,6 +64,22 @@ def _half_peak_p99(results: BenchResults) -> str:
     return f"{_ms(results.half_peak.p99_ms)} by hey (server-side histogram {server_p99})"
 
 
+def _tenant_check(timing: TenantTiming) -> Check:
+    low, high = timing.median_diff_ci_ms
+    statuses = " vs ".join(
+        "/".join(f"{status}×{count:,}" for status, count in timing.groups[group].statuses.items()) for group in (MISSING, OTHER_ORG)
+    )
+    body = "one body" if len(timing.distinct_bodies) == 1 else f"{len(timing.distinct_bodies)} different bodies"
+    if timing.own_offer_status != 200:  # the route itself is broken: two 404s prove nothing
+        body += f"; own offer answered {timing.own_offer_status}, not 200"
+    return Check(
+        name="cross-tenant id indistinguishable from a missing one",
+        target=f"same 404 and body, Δ median within ±{TENANT_MEDIAN_DIFF_MAX_MS:g} ms",
+        measured=f"{statuses}, {body}; Δ median {timing.median_diff_ms:+.3f} ms (95 % CI {low:+.3f} to {high:+.3f})",
+        passed=timing.same_answer and timing.own_offer_status == 200 and abs(timing.median_diff_ms) <= TENANT_MEDIAN_DIFF_MAX_MS,
+    )
+
+
 def evaluate(results: BenchResults) -> list[Check]:
     edge, bare = results.peak[EDGE].rps, results.peak[BARE].rps
     lag, ingest = results.click_lag, results.ingest
@@ -75,6 +96,7 @@ def evaluate(results: BenchResults) -> list[Check]:
         Check(name="one ingest worker vs edge peak", target=f"≥ {INGEST_VS_EDGE_MIN:g}×",
               measured=f"{ingest.clicks_per_s / edge:.2f}× ({ingest.clicks_per_s:,.0f} clicks/s)",
               passed=ingest.inserted == ingest.clicks and ingest.clicks_per_s >= INGEST_VS_EDGE_MIN * edge),
+        _tenant_check(results.tenant_timing),
     ]
 
 

@@ -10,6 +10,8 @@ One run, one machine, load sent to 127.0.0.1 only, every load run bounded in tim
    lag from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows
    found; then bare Starlette at the same rate, to show what the load tool itself adds.
 4. One ingest consumer draining a queued backlog alone: clicks per second.
+5. Tenant timing: another organization's offer id vs ids that exist nowhere, read with
+   the demo key one request at a time; same status, same body, medians compared.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bench.processes import require_loopback
 from bench.report import markdown_report, terminal_report
 from bench.results import BARE, EDGE, NGINX, BenchResults, evaluate, save
 from bench.stack import UpInfo, component_pids, paused, running_stack
+from bench.tenant_timing import measure_tenant_timing
 from bench.tools import MissingTool, find_tools
 from bench.wrk import run_wrk
 
@@ -52,10 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
              "rate shows the tool's floor)",
     )
     parser.add_argument("--ingest-clicks", type=int, default=200_000, help="backlog for the ingest run (default 200000)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s runs, 1 s warm-up, 1 round, 50k ingest clicks")
+    parser.add_argument("--tenant-requests", type=int, default=2000,
+                        help="GET /v1/offers/{id} per group in the tenant timing step (default 2000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 3 s runs, 1 s warm-up, 1 round, 50k ingest clicks, 300 tenant requests per group")
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup, args.rounds, args.ingest_clicks = 3, 1, 1, 50_000
+        args.duration, args.warmup, args.rounds, args.ingest_clicks, args.tenant_requests = 3, 1, 1, 50_000, 300
     return args
 
 
@@ -117,9 +123,13 @@ def measure(up: UpInfo, targets: dict[str, str], args, tools, busy_pct: float) -
     half, half_server, lag, half_bare = measure_fixed_rate(up, targets, peak[EDGE].rps / 2, args, tools)
     print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
     ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
+    print(f"tenant timing: another org's offer id vs missing ids, {args.tenant_requests:,} requests each", flush=True)
+    tenant = asyncio.run(measure_tenant_timing(
+        up.api_url, up.database_url, up.demo_api_key, up.demo_org_id, requests_per_group=args.tenant_requests))
     return BenchResults(
         machine=this_machine(), cpu_busy_before_pct=busy_pct, duration_s=args.duration, rounds=args.rounds,
         peak=peak, peak_rounds=rounds, half_peak=half, half_peak_server=half_server, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
+        tenant_timing=tenant,
     )
 
 
@@ -137,7 +147,7 @@ def run(args) -> BenchResults:
         nginx_url = stack.enter_context(baselines.nginx(tools["nginx"]) if tools["nginx"] else nullcontext())
         if nginx_url:
             targets[NGINX] = nginx_url
-        for url in targets.values():
+        for url in (*targets.values(), up.api_url):
             require_loopback(url)
         results = measure(up, targets, args, tools, busy_pct)
     results.checks = evaluate(results)
