@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import os
+import socket
 import sys
 
 from core.permissions import ROLES
@@ -22,10 +23,17 @@ def _serve(factory: str, port: int, fd: int | None, workers: int) -> int:
         factory=True, loop="uvloop", http="httptools", access_log=False, lifespan="on",
         log_level="warning", server_header=False, date_header=False, workers=workers,
     )
-    if fd is not None:
-        uvicorn.run(factory, fd=fd, **options)
-    else:
+    if fd is None:
         uvicorn.run(factory, host=settings.host, port=port, **options)
+        return 0
+    if workers > 1:
+        raise ValueError("--fd serves from one process; use a port for --workers > 1")
+    # uvicorn's own fd= assumes a Unix socket, so accepted TCP connections would keep
+    # Nagle's algorithm on (40 ms stalls on keep-alive responses written in two parts):
+    # let the socket module read the inherited socket's real family instead.
+    options.pop("workers")
+    sock = socket.socket(fileno=fd)
+    uvicorn.Server(uvicorn.Config(factory, **options)).run(sockets=[sock])
     return 0
 
 
