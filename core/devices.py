@@ -1,8 +1,9 @@
 """Device type of a visitor, from the User-Agent, with the maintained ``ua-parser``.
 
 ``device_type`` returns one of ``desktop``, ``mobile``, ``tablet``, ``bot``, ``other``,
-or ``None`` when there is no User-Agent. Parsing costs about a millisecond, so results
-are cached per User-Agent string (real traffic repeats a small set of them).
+or ``None`` when there is no User-Agent. With the Rust-backed rules (``ua-parser[regex]``)
+a new User-Agent costs about 20 µs (the pure-Python fallback about a millisecond);
+results are cached per User-Agent string.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ _DESKTOP_OS = frozenset({
     "Windows", "Mac OS X", "Linux", "Ubuntu", "Debian", "Fedora", "Red Hat", "SUSE", "Chrome OS",
     "FreeBSD", "OpenBSD", "NetBSD", "Gentoo", "Mint", "Arch Linux",
 })
+
+
+def warm_up() -> None:
+    """Load the parser's rules now, not on a visitor's first click."""
+    parse("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36")
 
 
 @lru_cache(maxsize=UA_CACHE_SIZE)

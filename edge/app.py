@@ -18,6 +18,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from core.devices import warm_up as warm_up_device_rules
 from core.geo import load_country_database
 from core.redis_keys import RedisKeys
 from core.settings import Settings
@@ -56,6 +57,7 @@ class EdgeRuntime:
 
     async def start(self) -> None:
         await asyncio.to_thread(load_country_database)
+        await asyncio.to_thread(warm_up_device_rules)
         self._tasks = [
             asyncio.create_task(self.cache.follow_changes(), name="edge-config"),
             asyncio.create_task(run_spool_replay(
