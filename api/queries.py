@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 
 from api.schemas import (
-    AdvertiserPage, AffiliatePage, ApiKeyPage, AuditLogPage, AuditLogQuery, LinkOut, LinkPage, LinkQuery, OfferPage,
+    AdvertiserPage, AffiliatePage, ApiKeyPage, AuditLogPage, AuditLogQuery, LinkOut, LinkPage, LinkQuery, OfferPage, OfferView,
     OfferQuery, OrganizationOut, PageQuery,
 )
 from api.schemas import UsageReport
@@ -128,12 +128,34 @@ async def list_offers(conn: asyncpg.Connection, org_id: uuid.UUID, query: OfferQ
     filters = {"status": query.status, "advertiser_id": query.advertiser_id}
     scoped = _scoped(_OFFER_SCOPE, scope)
     data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.Offer, org_id, query, filters, scoped)
-    return OfferPage(data=data, next_cursor=cursor)
+    return OfferPage(data=await _offer_views(conn, org_id, data, scope), next_cursor=cursor)
 
 
 async def get_offer(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope = UNSCOPED) -> offers.Offer:
     scoped = _scoped(_OFFER_SCOPE, scope)
     return await _one(conn, "offers", offers.COLUMNS, offers.Offer, org_id, offer_id, "offer", scoped)
+
+
+async def get_offer_view(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope) -> OfferView:
+    (view,) = await _offer_views(conn, org_id, [await get_offer(conn, org_id, offer_id, scope)], scope)
+    return view
+
+
+_VIEW_FIELDS = [f for f in OfferView.__struct_fields__ if f in offers.Offer.__struct_fields__]
+_AFFILIATE_HIDDEN = frozenset({"advertiser_id", "revenue_minor", "destination_url", "fallback_url"})
+
+
+async def _offer_views(conn: asyncpg.Connection, org_id: uuid.UUID, found: list[offers.Offer], scope: Scope) -> list[OfferView]:
+    if scope.affiliate_id is None:
+        return [OfferView(**{f: getattr(o, f) for f in _VIEW_FIELDS}) for o in found]
+    rows = await conn.fetch(
+        "select offer_id, payout_minor from offer_affiliates where org_id = $1 and affiliate_id = $2"
+        " and offer_id = any($3::uuid[]) and payout_minor is not null",
+        org_id, scope.affiliate_id, [o.id for o in found],
+    )
+    payout = {r["offer_id"]: r["payout_minor"] for r in rows}
+    shown = [f for f in _VIEW_FIELDS if f not in _AFFILIATE_HIDDEN and f != "payout_minor"]
+    return [OfferView(**{f: getattr(o, f) for f in shown}, payout_minor=payout.get(o.id, o.payout_minor)) for o in found]
 
 
 async def list_links(

@@ -56,7 +56,7 @@ ENDPOINTS: list[Endpoint] = [
        "Update an affiliate (status changes republish its links)", Affiliate, body=s.AffiliatePatch),
     _e("POST", "/v1/offers", offers.create, "offers:write", "Create an offer", Offer, status=201, body=s.OfferCreate),
     _e("GET", "/v1/offers", offers.list_, "offers:read", "List offers", s.OfferPage, query=s.OfferQuery),
-    _e("GET", "/v1/offers/{offer_id}", offers.get, "offers:read", "Get an offer", Offer),
+    _e("GET", "/v1/offers/{offer_id}", offers.get, "offers:read", "Get an offer", s.OfferView),
     _e("PATCH", "/v1/offers/{offer_id}", offers.update, "offers:write",
        "Update an offer; pause or activate with {\"status\": ...}", Offer, body=s.OfferPatch),
     _e("PUT", "/v1/offers/{offer_id}/affiliates/{affiliate_id}", offers.set_approval, "offers:write",

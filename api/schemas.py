@@ -136,8 +136,32 @@ class AffiliatePage(msgspec.Struct, kw_only=True):
     next_cursor: str | None = None
 
 
+class OfferView(msgspec.Struct, frozen=True, kw_only=True):
+    """An offer as the caller may read it. An affiliate is shown what it earns (its own
+    payout override, else the offer's) and never what the advertiser pays, who the
+    advertiser is, or the landing URLs its tracking link stands in front of; those
+    fields are absent from its answers. Everyone else sees the whole offer."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    status: str
+    currency: str
+    payout_minor: int
+    attribution_window_s: int
+    requires_approval: bool
+    geo_allow: list[str]
+    geo_deny: list[str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    advertiser_id: uuid.UUID | UnsetType = UNSET
+    revenue_minor: int | UnsetType = UNSET
+    destination_url: str | UnsetType = UNSET
+    fallback_url: str | None | UnsetType = UNSET
+
+
 class OfferPage(msgspec.Struct, kw_only=True):
-    data: list[Offer]
+    data: list[OfferView]
     next_cursor: str | None = None
 
 

@@ -31,7 +31,7 @@ async def list_(request: Request) -> Response:
 async def get(request: Request) -> Response:
     offer_id = path_id(request, "offer_id", "offer")
     async with tenant_transaction(request, principal(request).org_id) as conn:
-        return json_response(await queries.get_offer(conn, principal(request).org_id, offer_id, principal(request).scope))
+        return json_response(await queries.get_offer_view(conn, principal(request).org_id, offer_id, principal(request).scope))
 
 
 async def update(request: Request) -> Response:

@@ -213,3 +213,24 @@ async def test_bad_dashboard_tokens_get_401_and_nothing_is_written(jwt_client, p
 
 async def test_tokens_are_refused_when_the_server_has_no_jwt_configuration(client, tenant):
     assert_error(await client.get("/v1/offers", headers=_token(tenant.org_id)), 401, "invalid_token")
+
+
+async def test_an_affiliate_sees_what_it_earns_not_what_the_advertiser_pays(client, pool, tenant):
+    offer = await create_offer(client, tenant, name="Priced", payout_minor=150, revenue_minor=250,
+                               fallback_url="https://example.com/fallback")
+    plain = await create_offer(client, tenant, name="Default payout", payout_minor=90, revenue_minor=200)
+    response = await client.put(f"/v1/offers/{offer['id']}/affiliates/{tenant.affiliate_id}",
+                                json={"status": "approved", "payout_minor": 175}, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    headers = await _key(pool, tenant.org_id, "affiliate", affiliate_id=tenant.affiliate_id)
+
+    seen = (await client.get(f"/v1/offers/{offer['id']}", headers=headers)).json()
+    listed = {row["id"]: row for row in (await client.get("/v1/offers", headers=headers)).json()["data"]}
+    for row in (seen, listed[offer["id"]]):
+        assert row["payout_minor"] == 175  # its override, not the offer's 150
+        assert not {"revenue_minor", "advertiser_id", "destination_url", "fallback_url"} & set(row)
+    assert listed[plain["id"]]["payout_minor"] == 90
+
+    operator = (await client.get(f"/v1/offers/{offer['id']}", headers=tenant.headers)).json()
+    assert (operator["revenue_minor"], operator["payout_minor"]) == (250, 150)
+    assert operator["fallback_url"] == "https://example.com/fallback"
