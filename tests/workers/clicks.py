@@ -54,3 +54,21 @@ async def dead_letters(redis, keys: RedisKeys) -> list[dict[bytes, bytes]]:
 
 def garbage() -> bytes:
     return msgspec.msgpack.encode({"not": "a list of clicks"})
+
+
+class Killed(BaseException):
+    """The process dying: nothing after the raise runs."""
+
+
+async def run_once_dying_before_ack(consumer) -> None:
+    """One cycle of ``consumer`` that commits and then dies before it acks."""
+
+    async def die(entries):
+        raise Killed()
+
+    consumer.streams.ack = die
+    try:
+        await consumer.run_once()
+    except Killed:
+        return
+    raise AssertionError("the consumer reached its ack without applying anything")

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from tests.workers.clicks import (
-    make_click, make_clicks, pending_count, push, stored_click_ids, dead_letters,
+    dead_letters, make_click, make_clicks, pending_count, push, run_once_dying_before_ack, stored_click_ids,
 )
 from tests.workers.conftest import StepClock
 
@@ -53,22 +53,13 @@ async def test_the_same_entries_delivered_twice_give_one_row_each(make_consumer,
     assert await pending_count(redis, keys) == 0
 
 
-class Killed(BaseException):
-    """The process dying: nothing after the raise runs."""
-
-
 async def test_killed_between_commit_and_ack_is_reapplied_without_duplicates(make_consumer, pool, redis, keys):
     batch = make_clicks(6)
     await push(redis, keys, batch[:3])
     await push(redis, keys, batch[3:])
     doomed = make_consumer("doomed")
 
-    async def die(entries):
-        raise Killed()
-
-    doomed.streams.ack = die
-    with pytest.raises(Killed):
-        await doomed.run_once()
+    await run_once_dying_before_ack(doomed)
     assert_exactly_once(await stored_click_ids(pool), batch)  # committed ...
     assert await pending_count(redis, keys) == 2  # ... but not acked
 
@@ -86,12 +77,7 @@ async def test_a_restarted_consumer_re_reads_its_own_pending_entries_at_once(mak
     await push(redis, keys, batch)
     first = make_consumer("worker-1")
 
-    async def die(entries):
-        raise Killed()
-
-    first.streams.ack = die
-    with pytest.raises(Killed):
-        await first.run_once()
+    await run_once_dying_before_ack(first)
 
     # Same name, reclaim idle far away: recovery must not wait for XAUTOCLAIM.
     counts = await make_consumer("worker-1").run_once()

@@ -10,7 +10,7 @@ import pytest
 
 from core.store.organizations import create_organization
 from core.store.usage import record_tracked_events
-from tests.workers.clicks import make_click, push, stored_click_ids
+from tests.workers.clicks import make_click, push, run_once_dying_before_ack, stored_click_ids
 
 JAN_31_LATE = dt.datetime(2030, 1, 31, 23, 59, 59, 500_000, tzinfo=dt.timezone.utc)
 FEB_1_EARLY = dt.datetime(2030, 2, 1, 0, 0, 0, 500_000, tzinfo=dt.timezone.utc)
@@ -30,10 +30,6 @@ async def new_org(pool, plan: str = "starter") -> str:
 
 def org_uuid(org: str) -> uuid.UUID:
     return uuid.UUID(org)
-
-
-class Killed(BaseException):
-    """The process dying between commit and ack."""
 
 
 async def usage(pool, org_id: str) -> dict[dt.date, tuple[int, int]]:
@@ -64,12 +60,7 @@ async def test_a_batch_killed_before_its_ack_is_not_counted_again(make_consumer,
     await push(redis, keys, clicks(org, 4))
     doomed = make_consumer("doomed")
 
-    async def die(entries):
-        raise Killed()
-
-    doomed.streams.ack = die
-    with pytest.raises(Killed):
-        await doomed.run_once()
+    await run_once_dying_before_ack(doomed)
     assert await usage(pool, org) == {JAN: (4, 0)}  # committed with the clicks
 
     await make_consumer("doomed").run_once()  # restarts under its name, re-reads its pending entry
