@@ -24,6 +24,32 @@ class RedisKeys(msgspec.Struct, frozen=True):
         """Entries the ingest worker could not apply, with the reason."""
         return f"{self.prefix}:v1:clicks:dead"
 
+    def conversion_stream(self, shard: int) -> str:
+        """Stream of accepted postbacks (one entry = one edge group commit), shard ``shard``.
+
+        Sharded like the click streams (``click_stream_shards``)."""
+        return f"{self.prefix}:v1:conversions:{shard}"
+
+    def conversion_streams(self) -> list[str]:
+        return [self.conversion_stream(n) for n in range(self.click_stream_shards)]
+
+    @property
+    def conversion_dead_letters(self) -> str:
+        """Entries the conversion worker could not apply, with the reason."""
+        return f"{self.prefix}:v1:conversions:dead"
+
+    @property
+    def postback_auth(self) -> str:
+        """Hash written by the api, read by the edge: ``adv:<advertiser id>`` -> msgpack
+        AdvertiserAuth, ``tok:<sha256 hex of a postback token>`` and ``key:<sha256 hex of
+        an API key>`` -> msgpack PostbackCredential."""
+        return f"{self.prefix}:v1:postback-auth"
+
+    @property
+    def postback_auth_changes(self) -> str:
+        """Pub/sub channel: msgpack list of changed ``postback_auth`` fields, [] = reload all."""
+        return f"{self.prefix}:v1:postback-auth-changes"
+
     @property
     def link_configs(self) -> str:
         """Hash: link token -> msgpack LinkConfig. Written by the api, read by the edge."""

@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     spool_fsync: bool = True
     spool_replay_interval_ms: int = 1000
     metrics_dir: str = ""  # set when several edge processes share one /metrics
+    postback_body_max_bytes: int = 16_384  # a larger POST /postback body: 413
+    postback_batch_max: int = 500  # postbacks per conversions stream entry
 
     # Ingest worker.
     ingest_batch_max: int = 5000
@@ -52,6 +54,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_reclaim_interval_ms: int = 10_000  # how often to XAUTOCLAIM a dead consumer's entries
     ingest_retry_max_backoff_ms: int = 5_000  # ceiling of the back-off while Postgres is away
     partition_days_ahead: int = 7  # the maintenance job keeps this many daily partitions ready
+
+    # Conversion worker.
+    conversion_group: str = "conversions"
+    conversion_batch_max: int = 500  # postbacks per transaction
+    conversion_batch_max_wait_ms: int = 100
+    conversion_concurrency: int = 2  # consumers per worker process
+    # A postback whose click is not in Postgres waits (retried every
+    # conversion_wait_retry_ms) up to this long after the later of click and postback,
+    # then is stored rejected with reason unknown_click.
+    conversion_click_wait_s: int = 600
+    conversion_wait_retry_ms: int = 1_000
+    datacenter_cidrs_path: str = ""  # operator's list of datacenter/proxy CIDRs, one per line
+    worker_metrics_port: int = 0  # serve the worker's Prometheus metrics here; 0 = off
 
     # API.
     api_body_max_bytes: int = 1_000_000
@@ -73,6 +88,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def conversion_spool_dir(self) -> Path:
+        return self.data_dir / "spool-conversions"
 
     def __repr__(self) -> str:  # never print credentials
         return f"Settings(data_dir={str(self.data_dir)!r}, edge_port={self.edge_port}, api_port={self.api_port})"
