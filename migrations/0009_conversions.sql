@@ -67,7 +67,7 @@ create table conversions (
     source text not null check (source in ('postback', 'pixel')),
     postback_id text not null,  -- the edge's id of the first postback
     received_at timestamptz not null,  -- when the edge accepted that postback
-    created_at timestamptz not null default now(),
+    created_at timestamptz not null default clock_timestamp(),
     updated_at timestamptz not null default now(),
     unique (org_id, id),
     unique (org_id, advertiser_id, external_id, goal_key),
