@@ -33,7 +33,12 @@ def parse_wrk(output: str, *, url: str, connections: int) -> LoadResult:
     )
 
 
-def run_wrk(url: str, duration_s: float, *, connections: int = 64, threads: int = 1, binary: str = "wrk") -> LoadResult:
+def run_wrk(
+    url: str, duration_s: float, *, connections: int = 64, threads: int = 1, binary: str = "wrk", script: str | None = None,
+) -> LoadResult:
+    """``script``: a wrk Lua file (e.g. one that varies the request path)."""
     args = [binary, f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", "--latency", url]
+    if script:
+        args[1:1] = ["-s", script]
     output = subprocess.run(args, capture_output=True, text=True, check=True, timeout=duration_s + 30).stdout
     return parse_wrk(output, url=url, connections=connections)

@@ -1,0 +1,158 @@
+"""Postbacks under load: the accept path's peak, and postback → conversion row lag.
+
+Every postback names a real click (made through the demo link first) and a fresh
+``external_id``, so each one becomes its own conversion: the worker does the full work
+(attribution, commission, caps, fraud checks), not a dedupe no-op. wrk varies the path
+with a generated Lua script; one wrk thread, so its request counter is a unique suffix.
+
+- Peak: closed loop, as many connections as the click peak, worker paused.
+- Lag: a paced run (``bench.paced_sender``: a fixed rate, every request's answer kept)
+  with the whole stack live; ``received_at`` is the edge's clock when it accepted the
+  postback, ``created_at`` Postgres' clock when the worker inserted the row. Every 202
+  is matched to its row by ``external_id``: none missing, none extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import msgspec
+
+from bench.load_result import LoadResult
+from bench.paced_sender import Sent, send_paced
+from bench.wrk import run_wrk
+
+_LUA = """
+local ids = {%(ids)s}
+local n = 0
+local base = "%(path)s"
+local prefix = "%(prefix)s"
+request = function()
+  n = n + 1
+  return wrk.format("GET", base .. "&click_id=" .. ids[(n %% #ids) + 1] .. "&external_id=" .. prefix .. n)
+end
+"""
+
+_LAG = """
+select count(*) as rows,
+       percentile_cont(0.5) within group (order by lag_ms) as p50_ms,
+       percentile_cont(0.99) within group (order by lag_ms) as p99_ms,
+       max(lag_ms) as max_ms
+from (select extract(epoch from created_at - received_at)::float8 * 1000 as lag_ms
+      from conversions where external_id like $1 || '%') as lags
+"""
+_COUNT = "select count(*) from conversions where external_id like $1 || '%'"
+_IDS = "select external_id from conversions where external_id like $1 || '%'"
+
+
+class PostbackLag(msgspec.Struct, kw_only=True):
+    sent: int
+    accepted: int  # 202s answered in the paced run
+    rows: int  # conversions found with the run's prefix
+    missing: int  # 202s without a row
+    unexpected: int  # rows without a 202
+    accept_p50_ms: float | None  # as the sender saw the 202s
+    accept_p99_ms: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+def make_click_ids(demo_link: str, count: int) -> list[str]:
+    """Click the demo link ``count`` times; the click ids from the redirects."""
+    parts = urlsplit(demo_link)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    ids = []
+    try:
+        for _ in range(count):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            location = response.getheader("location", "")
+            ids.extend(parse_qs(urlsplit(location).query).get("click_id", [])[:1])
+    finally:
+        conn.close()
+    if not ids:
+        raise RuntimeError(f"the demo link gave no click ids: {demo_link}")
+    return ids
+
+
+def postback_script(postback_url: str, click_ids: list[str], prefix: str) -> str:
+    """A wrk Lua file for ``postback_url`` (the demo one, without click_id/external_id)."""
+    parts = urlsplit(postback_url)
+    kept = "&".join(p for p in parts.query.split("&") if not p.startswith(("click_id=", "external_id=")))
+    source = _LUA % {
+        "ids": ", ".join(f'"{i}"' for i in click_ids), "path": f"{parts.path}?{kept}", "prefix": prefix
+    }
+    path = Path(tempfile.mkdtemp(prefix="afftok-bench-lua-")) / "postback.lua"
+    path.write_text(source)
+    return str(path)
+
+
+def base_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def run_postback_peak(postback_url: str, click_ids: list[str], duration_s: float, *, connections: int, binary: str) -> LoadResult:
+    script = postback_script(postback_url, click_ids, f"peak-{secrets.token_hex(4)}-")
+    return run_wrk(base_url(postback_url), duration_s, connections=connections, binary=binary, script=script)
+
+
+async def run_postback_paced(
+    postback_url: str, click_ids: list[str], *, count: int, rate_rps: float, connections: int,
+) -> tuple[list[Sent], str]:
+    """``count`` postbacks at ``rate_rps``; each request's outcome, and their id prefix."""
+    prefix = f"lag-{secrets.token_hex(4)}-"
+    parts = urlsplit(postback_url)
+    kept = "&".join(p for p in parts.query.split("&") if not p.startswith(("click_id=", "external_id=")))
+    base = f"{parts.path}?{kept}"
+
+    def path_of(index: int) -> str:
+        return f"{base}&click_id={click_ids[index % len(click_ids)]}&external_id={prefix}{index}"
+
+    sent = await send_paced(parts.hostname, parts.port, path_of, count=count, rate_rps=rate_rps, connections=connections)
+    return sent, prefix
+
+
+async def measure_postback_lag(
+    database_url: str, prefix: str, sent: list[Sent], *, timeout_s: float = 300, settle_s: float = 5,
+) -> PostbackLag:
+    """Wait until the run's conversions are in (or stop coming), then compare them with
+    the 202s one by one and read their lag percentiles."""
+    accepted = {f"{prefix}{s.index}" for s in sent if s.status == 202}
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = await conn.fetchval(_COUNT, prefix)
+            if count >= len(accepted):
+                break
+            if count != last:
+                last, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change >= settle_s:
+                break
+            await asyncio.sleep(0.25)
+        found = {r["external_id"] for r in await conn.fetch(_IDS, prefix)}
+        row = await conn.fetchrow(_LAG, prefix)
+    finally:
+        await conn.close()
+    latencies = sorted(s.latency_ms for s in sent if s.status == 202)
+    return PostbackLag(
+        sent=len(sent), accepted=len(accepted), rows=row["rows"], missing=len(accepted - found),
+        unexpected=len(found - accepted), p50_ms=row["p50_ms"], p99_ms=row["p99_ms"], max_ms=row["max_ms"],
+        accept_p50_ms=_percentile(latencies, 0.5), accept_p99_ms=_percentile(latencies, 0.99),
+    )
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
