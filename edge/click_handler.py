@@ -111,8 +111,8 @@ def make_click_handler(settings: Settings, cache: ConfigCache, committer: ClickC
         config = entry.config
         if config.ip_truncate:  # after the country lookup, before anything is recorded
             ip = truncate_ip(ip)
-        outcome = decide_click(entry.rules, country)
         now_ms = time.time_ns() // 1_000_000
+        outcome = decide_click(entry.rules, country, now_ms)
         click_id = new_click_id(now_ms)
         await append(ClickRecord(
             click_id, now_ms, config.org_id, config.offer_id, config.affiliate_id, config.link_id, outcome,
