@@ -17,6 +17,12 @@ Contract
   (``core.store.usage.record_tracked_events``), so a redelivered entry counts nothing
   again. Usage never holds a click back: over its plan's limit a click is stored and
   counted as overage like any other.
+- **Click caps counted once, the same way** (``core.store.click_counters``). When the
+  transaction takes a cap's counter to its limit, the links under that cap are
+  republished to Redis after the commit (before the ack), so the edges send the next
+  clicks to the fallback. A failed republish is logged, not retried here: the link
+  config resync (every five minutes) publishes the cap, meanwhile the clicks over it
+  are stored and counted as usual.
 - **Batches** close at ``ingest_batch_max`` clicks or ``ingest_batch_max_wait_ms`` after
   the cycle began, whichever comes first; one batch is one transaction.
 - **Poison entries** (wrong or missing version, bad msgpack, a record that breaks the
@@ -50,8 +56,10 @@ from redis.exceptions import ResponseError
 from core.models import ClickRecord
 from core.redis_keys import RedisKeys
 from core.settings import Settings
-from core.store.clicks import insert_clicks
+from core.store.click_counters import CrossedCap, count_capped_clicks
+from core.store.clicks import insert_clicks, per_org_month
 from core.store.errors import is_data_error
+from core.store.link_configs import load_link_configs, publish_links
 from core.store.usage import record_tracked_events
 from workers.click_entries import Rejected, decode_click_entry, entry_click_count
 from workers.click_streams import ClickStreams, StreamEntry
@@ -97,6 +105,7 @@ class ClickIngest:
     ):
         self.settings = settings
         self.pool = pool
+        self.keys = keys
         self.streams = ClickStreams(
             redis, keys, settings.ingest_group, consumer or settings.consumer_name or default_consumer_name()
         )
@@ -253,10 +262,26 @@ class ClickIngest:
         return inserted
 
     async def _insert(self, records: list[ClickRecord]) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await insert_clicks(conn, records)
-            await record_tracked_events(conn, inserted)
-        return sum(inserted.values())
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                inserted = await insert_clicks(conn, records)
+                crossed = await count_capped_clicks(conn, inserted)
+                await record_tracked_events(conn, per_org_month(inserted))
+            if crossed:
+                await self._publish_capped(conn, crossed)
+        return sum(group.clicks for group in inserted)
+
+    async def _publish_capped(self, conn: asyncpg.Connection, crossed: list[CrossedCap]) -> None:
+        """Republish the links under the caps just reached (their configs now say until when)."""
+        try:
+            for cap in crossed:
+                configs = await load_link_configs(
+                    conn, str(cap.org_id), offer_id=str(cap.offer_id),
+                    affiliate_id=str(cap.affiliate_id) if cap.affiliate_id else None,
+                )
+                await publish_links(self.streams.redis, self.keys, configs)
+        except Exception:
+            log.exception("republishing the links of %d reached click caps failed; the resync job repairs it", len(crossed))
 
     async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]], counts: IngestCounts) -> None:
         if rejected:

@@ -3,9 +3,9 @@
 ``insert_clicks`` may be given the same records any number of times; each click id is
 stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
 from ``ts_ms``, which the click id's prefix fixes). It returns how many rows this call
-actually inserted per organization and month, counted in Postgres, so derived data
-(usage now, rollups later) is updated from new rows only, in the caller's transaction
-when there is one.
+actually inserted per organization, offer, affiliate and UTC day (``NewClicks``),
+counted in Postgres, so derived data (usage, click cap counters, rollups later) is
+updated from new rows only, in the caller's transaction when there is one.
 
 Records are copied as text into a staging table and cast in SQL, so every fault in the
 data itself (a malformed uuid or inet, an over-long country, a NUL byte) surfaces as a
@@ -20,6 +20,7 @@ import uuid
 from typing import Iterable, Sequence
 
 import asyncpg
+import msgspec
 from msgspec.structs import astuple
 
 from core.models import ClickRecord
@@ -28,7 +29,18 @@ from core.store.partitions import ensure_daily_partitions
 _COLUMNS = list(ClickRecord.__struct_fields__)
 
 
-# (org_id, first day of the UTC month) -> clicks this call inserted: what usage counts.
+class NewClicks(msgspec.Struct, frozen=True):
+    """The clicks one call inserted for one offer and affiliate on one UTC day."""
+
+    org_id: uuid.UUID
+    offer_id: uuid.UUID
+    affiliate_id: uuid.UUID
+    day: dt.date
+    clicks: int
+    redirects: int  # of them, sent to the offer's landing page (outcome redirect)
+
+
+# (org_id, first day of the UTC month) -> clicks inserted: what usage counts.
 InsertedCounts = dict[tuple[uuid.UUID, dt.date], int]
 
 
@@ -50,11 +62,12 @@ select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id:
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
 {on_conflict}
-returning org_id, clicked_at
+returning org_id, offer_id, affiliate_id, clicked_at, outcome
 )
-select org_id, (date_trunc('month', clicked_at at time zone 'UTC'))::date as month, count(*) as n
+select org_id, offer_id, affiliate_id, (clicked_at at time zone 'UTC')::date as day,
+       count(*) as clicks, count(*) filter (where outcome = 'redirect') as redirects
 from inserted
-group by 1, 2
+group by 1, 2, 3, 4
 """
 _INSERT_NEW = _INSERT.format(on_conflict="")
 _INSERT_IDEMPOTENT = _INSERT.format(on_conflict="on conflict do nothing")
@@ -68,11 +81,21 @@ def click_days(records: Iterable[ClickRecord]) -> set[dt.date]:
     return {click_day(ts_ms) for ts_ms in {r.ts_ms for r in records}}
 
 
-async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> InsertedCounts:
+def per_org_month(new_clicks: Iterable[NewClicks]) -> InsertedCounts:
+    """``new_clicks`` summed per organization and month (what usage counts)."""
+    counts: InsertedCounts = {}
+    for group in new_clicks:
+        key = (group.org_id, group.day.replace(day=1))
+        counts[key] = counts.get(key, 0) + group.clicks
+    return counts
+
+
+async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[NewClicks]:
     """Insert ``records`` in one transaction (a savepoint inside the caller's); return how
-    many were new per organization and month (counted in Postgres: no row comes back)."""
+    many were new per organization, offer, affiliate and day (counted in Postgres: one row
+    per group comes back, not one per click)."""
     if not records:
-        return {}
+        return []
     await ensure_daily_partitions(conn, "clicks", click_days(records))
     nested = conn.is_in_transaction()
     async with conn.transaction():
@@ -88,4 +111,4 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
                 rows = await conn.fetch(_INSERT_NEW)
         except asyncpg.UniqueViolationError:
             rows = await conn.fetch(_INSERT_IDEMPOTENT)
-    return {(r["org_id"], r["month"]): r["n"] for r in rows}
+    return [NewClicks(*r) for r in rows]
