@@ -6,16 +6,18 @@ A request names its data subject by exactly one selector:
 - ``ip``: every click from that address. Matched exactly: in an organization that
   stores addresses truncated (``ip_truncate``) a full address matches nothing, and a
   truncated one is shared by many visitors, so it is not a selector of one person;
-- ``customer_id`` / ``email_sha256``: the advertiser's customer fields. No table holds
-  them yet; conversions (a later issue) will, and ``SOURCES`` then names them.
+- ``customer_id`` / ``email_sha256``: the advertiser's customer fields. Conversions hold
+  ``customer_id`` (sent with a postback); no table holds an e-mail hash yet.
 
 ``SOURCES`` is the contract between this module and ``core.store.privacy``: for each
 selector, every table that holds such a field and is searched, exported and erased.
 A response lists them, so an empty list says plainly that nothing was searched.
 
-Erasure scrubs the personal fields (``ERASED_CLICK_FIELDS``) and keeps what reports
-count by: ids, times, offer/affiliate/link, outcome, and the coarse country and
-device type. Every count stays what it was.
+Erasure scrubs the personal fields (``ERASED_CLICK_FIELDS``, ``ERASED_CONVERSION_FIELDS``)
+and keeps what reports count by: ids, times, offer/affiliate/link, outcome or status,
+money, and the coarse country and device type. Every count and amount stays what it was.
+A conversion is found by its own click id, address or customer id; its external id and
+order id are the advertiser's business records, not the person's, and stay.
 """
 
 from __future__ import annotations
@@ -31,16 +33,17 @@ from core.ids import is_click_id
 SelectorKind = Literal["click_id", "ip", "customer_id", "email_sha256"]
 SELECTORS: tuple[SelectorKind, ...] = ("click_id", "ip", "customer_id", "email_sha256")
 
-# Every table searched for each selector. Conversions hold customer_id and email hashes
-# once they exist: add "conversions" here and its query in core.store.privacy.
+# Every table searched for each selector; core.store.privacy holds one query per pair.
 SOURCES: dict[str, tuple[str, ...]] = {
-    "click_id": ("clicks",),
-    "ip": ("clicks",),
-    "customer_id": (),
+    "click_id": ("clicks", "conversions"),
+    "ip": ("clicks", "conversions"),
+    "customer_id": ("conversions",),
     "email_sha256": (),
 }
 
 ERASED_CLICK_FIELDS = ("ip", "user_agent", "referer", "sub1", "sub2", "sub3", "sub4", "sub5", "source_id")
+# metadata is the advertiser's free-form JSON: it may hold anything about the customer.
+ERASED_CONVERSION_FIELDS = ("ip", "user_agent", "customer_id", "metadata")
 
 CUSTOMER_ID_MAX_LENGTH = 200
 

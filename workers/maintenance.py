@@ -28,11 +28,11 @@ import redis.asyncio as aioredis
 
 from core.audit import audit_cutoff
 from core.redis_keys import RedisKeys
-from core.retention import RetentionPlan, plan_retention
+from core.retention import OrgCutoff, RetentionPlan, plan_retention
 from core.store.audit import delete_expired_audit_rows
 from core.store.link_configs import sync_all_links
 from core.store.partitions import days_ahead, drop_daily_partition, ensure_daily_partitions, existing_days
-from core.store.retention import delete_expired_clicks, list_org_retentions
+from core.store.retention import delete_expired_clicks, delete_expired_conversions, list_org_retentions
 from workers.click_backlog import oldest_unprocessed_entry_ms
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
     # True when the per-run bound stopped the deletes; the next run continues.
     deletes_incomplete: bool
     deleted_audit_rows: int = 0  # past the audit log's 365 days, every organization
+    deleted_conversions: dict[str, int] = {}  # org id -> conversions (with their history) deleted
 
 
 async def create_click_partitions(pool: asyncpg.Pool, *, today: dt.date, days_ahead_count: int) -> list[dt.date]:
@@ -82,9 +83,8 @@ async def apply_retention(
     still in an edge's local spool are not visible here; they are at most as old as
     the Redis outage that put them there.
 
-    Conversions retention: ``RetentionPlan.conversion_cutoffs`` holds every
-    organization's cutoff, and nothing applies it yet; it activates when the
-    conversions table exists (a later issue adds it, and its delete, here).
+    Conversions past their organization's retention (``RetentionPlan.conversion_cutoffs``)
+    are deleted with their status history, under the same per-run bound.
     """
     today = now.astimezone(dt.timezone.utc).date()
     created = await create_click_partitions(pool, today=today, days_ahead_count=days_ahead_count)
@@ -95,18 +95,24 @@ async def apply_retention(
     oldest = dt.datetime.fromtimestamp(oldest_ms / 1000, dt.timezone.utc) if oldest_ms is not None else None
     plan = plan_retention(today, click_days, orgs, oldest)
     dropped, not_locked = await _drop_click_partitions(pool, plan)
-    deleted, incomplete = await _delete_expired_clicks(pool, plan, delete_batch_rows, delete_max_rows)
+    deleted, incomplete = await _delete_past_cutoffs(
+        pool, plan.click_cutoffs, delete_expired_clicks, delete_batch_rows, delete_max_rows)
+    conversions_deleted, conversions_incomplete = await _delete_past_cutoffs(
+        pool, plan.conversion_cutoffs, delete_expired_conversions, delete_batch_rows, delete_max_rows)
     audit_deleted, audit_incomplete = await _delete_expired_audit_rows(
         pool, audit_cutoff(today), delete_batch_rows, delete_max_rows)
     report = RetentionReport(
         created_click_days=created, dropped_click_days=dropped,
         held_click_days=sorted(plan.held_click_days + not_locked), deleted_clicks=deleted,
-        deletes_incomplete=incomplete or audit_incomplete, deleted_audit_rows=audit_deleted,
+        deletes_incomplete=incomplete or audit_incomplete or conversions_incomplete,
+        deleted_audit_rows=audit_deleted, deleted_conversions=conversions_deleted,
     )
     log.info(
-        "retention: dropped clicks partitions %s; held %s; deleted clicks %s; deleted audit rows %d%s",
+        "retention: dropped clicks partitions %s; held %s; deleted clicks %s; deleted conversions %s;"
+        " deleted audit rows %d%s",
         [d.isoformat() for d in report.dropped_click_days] or "none",
-        [d.isoformat() for d in report.held_click_days] or "none", deleted or "none", audit_deleted,
+        [d.isoformat() for d in report.held_click_days] or "none", deleted or "none",
+        conversions_deleted or "none", audit_deleted,
         " (bound reached, continuing next run)" if report.deletes_incomplete else "",
     )
     return report
@@ -125,18 +131,20 @@ async def _drop_click_partitions(pool: asyncpg.Pool, plan: RetentionPlan) -> tup
     return dropped, not_locked
 
 
-async def _delete_expired_clicks(
-    pool: asyncpg.Pool, plan: RetentionPlan, batch_rows: int, max_rows: int
+async def _delete_past_cutoffs(
+    pool: asyncpg.Pool, cutoffs: list[OrgCutoff], delete, batch_rows: int, max_rows: int
 ) -> tuple[dict[str, int], bool]:
+    """Run ``delete(conn, org_id, before, limit_rows=)`` in batches per organization until
+    nothing is left or ``max_rows`` are deleted; return the counts and whether it stopped."""
     deleted: dict[str, int] = {}
     total = 0
     async with pool.acquire() as conn:
-        for cut in plan.click_cutoffs:
+        for cut in cutoffs:
             while True:
                 if total >= max_rows:
                     return deleted, True
                 limit = min(batch_rows, max_rows - total)
-                count = await delete_expired_clicks(conn, cut.org_id, cut.before, limit_rows=limit)
+                count = await delete(conn, cut.org_id, cut.before, limit_rows=limit)
                 total += count
                 if count:
                     deleted[cut.org_id] = deleted.get(cut.org_id, 0) + count

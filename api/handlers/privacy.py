@@ -31,7 +31,9 @@ async def export(request: Request) -> Response:
     subject = await _subject(request)
     async with audited(request, subject.kind, selector_digest(subject.value)) as (conn, audit):
         exported = await export_subject(conn, principal(request).org_id, subject, dt.datetime.now(dt.timezone.utc))
-        audit.after = {"sources": exported.sources, "clicks": len(exported.clicks)}
+        audit.after = {
+            "sources": exported.sources, "clicks": len(exported.clicks), "conversions": len(exported.conversions),
+        }
     response = json_response(exported)
     response.headers["cache-control"] = "no-store"
     return response
@@ -41,5 +43,8 @@ async def erase(request: Request) -> Response:
     subject = await _subject(request)
     async with audited(request, subject.kind, selector_digest(subject.value)) as (conn, audit):
         erased = await erase_subject(conn, principal(request).org_id, subject, dt.datetime.now(dt.timezone.utc))
-        audit.after = {"sources": erased.sources, "clicks_scrubbed": erased.clicks_scrubbed}
+        audit.after = {
+            "sources": erased.sources, "clicks_scrubbed": erased.clicks_scrubbed,
+            "conversions_scrubbed": erased.conversions_scrubbed,
+        }
     return json_response(erased)

@@ -28,6 +28,23 @@ delete from clicks c using expired e
 where c.click_id = e.click_id and c.clicked_at = e.clicked_at
 """
 
+# Conversions older than the cutoff, oldest first through conversions_org_created_idx,
+# go with their status history (its foreign key), in one statement.
+_DELETE_EXPIRED_CONVERSIONS = """
+with expired as (
+    select id from conversions
+    where org_id = $1::uuid and created_at < $2
+    order by created_at
+    limit $3
+),
+history as (
+    delete from conversion_status_history h using expired e
+    where h.org_id = $1::uuid and h.conversion_id = e.id
+)
+delete from conversions c using expired e
+where c.org_id = $1::uuid and c.id = e.id
+"""
+
 
 async def list_org_retentions(conn: asyncpg.Connection) -> list[OrgRetention]:
     return [OrgRetention(**dict(r)) for r in await conn.fetch(_ORG_RETENTIONS)]
@@ -40,4 +57,14 @@ async def delete_expired_clicks(conn: asyncpg.Connection, org_id: str, before: d
     stays done. Call again until it returns less than ``limit_rows``.
     """
     status = await conn.execute(_DELETE_EXPIRED_CLICKS, org_id, before, limit_rows)
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def delete_expired_conversions(
+    conn: asyncpg.Connection, org_id: str, before: dt.datetime, *, limit_rows: int,
+) -> int:
+    """Delete up to ``limit_rows`` of ``org_id``'s conversions created before ``before``,
+    with their status history; return how many conversions. Same contract as
+    ``delete_expired_clicks``."""
+    status = await conn.execute(_DELETE_EXPIRED_CONVERSIONS, org_id, before, limit_rows)
     return int(status.rsplit(" ", 1)[1])

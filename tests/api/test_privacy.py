@@ -88,7 +88,7 @@ async def test_export_then_erase_round_trip(client, pool, world):
     stored = await rows_of(pool, s1)
 
     by_click = (await post(client, a, "export", {"click_id": s1[0]})).json()
-    assert by_click["subject"] == {"kind": "click_id", "value": s1[0]} and by_click["sources"] == ["clicks"]
+    assert by_click["subject"] == {"kind": "click_id", "value": s1[0]} and by_click["sources"] == ["clicks", "conversions"]
     assert by_click["generated_at"]
     [exported] = by_click["clicks"]
     expected = stored[s1[0]]
@@ -101,7 +101,7 @@ async def test_export_then_erase_round_trip(client, pool, world):
 
     erased = await post(client, a, "erase", {"ip": S1_IP})
     assert erased.status_code == 200, erased.text
-    assert erased.json()["clicks_scrubbed"] == len(s1) and erased.json()["sources"] == ["clicks"]
+    assert erased.json()["clicks_scrubbed"] == len(s1) and erased.json()["sources"] == ["clicks", "conversions"]
     for click_id, row in (await rows_of(pool, s1)).items():
         assert all(row[f] is None for f in ERASED_CLICK_FIELDS), row
         kept = ("clicked_at", "org_id", "offer_id", "affiliate_id", "link_id", "outcome", "country", "device_type")
@@ -129,8 +129,9 @@ async def test_exports_and_erasures_are_audited_without_the_selector_in_clear(cl
         " where org_id = $1 order by id", uuid.UUID(a.org_id))
     assert [(r["action"], r["target_type"], r["target_id"]) for r in rows[-2:]] == [
         ("privacy.export", "ip", digest(S1_IP)), ("privacy.erase", "click_id", digest(world.s1[1]))]
-    assert rows[-2]["after"] == {"sources": ["clicks"], "clicks": len(world.s1)}
-    assert rows[-1]["after"] == {"sources": ["clicks"], "clicks_scrubbed": 1}
+    both = ["clicks", "conversions"]
+    assert rows[-2]["after"] == {"sources": both, "clicks": len(world.s1), "conversions": 0}
+    assert rows[-1]["after"] == {"sources": both, "clicks_scrubbed": 1, "conversions_scrubbed": 0}
     assert not any(S1_IP in r["text"] or world.s1[1] in r["text"] for r in rows)
 
 
@@ -147,13 +148,56 @@ async def test_another_organizations_subject_is_not_found_or_erased(client, pool
     assert sorted(c["click_id"] for c in exported["clicks"]) == sorted(world.b_same_ip)
 
 
-@pytest.mark.parametrize("body", [{"customer_id": "cus_123"}, {"email_sha256": "A" * 64}])
-async def test_selectors_no_table_holds_yet_say_so(client, world, body):
+async def test_a_selector_no_table_holds_says_so(client, world):
+    body = {"email_sha256": "A" * 64}
     for what in ("export", "erase"):
         response = await post(client, world.a, what, body)
         assert response.status_code == 200, response.text
         assert response.json()["sources"] == []
-    assert (await post(client, world.a, "export", body)).json()["clicks"] == []
+    exported = (await post(client, world.a, "export", body)).json()
+    assert exported["clicks"] == [] and exported["conversions"] == []
+
+
+async def add_conversion(pool, tenant: Tenant, external_id: str, *, click_id=None, ip=None, customer_id=None):
+    """A conversion row as the worker stores it (the worker's own tests cover how)."""
+    return await pool.fetchval(
+        "insert into conversions (org_id, advertiser_id, click_id, external_id, status, sale_amount_minor,"
+        " sale_currency, revenue_minor, payout_minor, currency, customer_id, metadata, ip, user_agent, country,"
+        " source, postback_id, received_at)"
+        " values ($1, $2, $3, $4, 'approved', 1999, 'EUR', 500, 300, 'EUR', $5, $6, $7::inet, 'Phone', 'DE',"
+        " 'postback', $8, now()) returning id",
+        uuid.UUID(tenant.org_id), uuid.UUID(tenant.advertiser_id), click_id, external_id, customer_id,
+        {"email": "someone@example.com"} if customer_id else None, ip, new_click_id(NOW_MS))
+
+
+async def test_conversions_are_found_by_click_id_address_and_customer_id_and_scrubbed(client, pool, world):
+    a, b = world.a, world.b
+    by_click = await add_conversion(pool, a, "o-1", click_id=world.s1[0], ip=S1_IP)
+    by_customer = await add_conversion(pool, a, "o-2", customer_id="cus_123", ip=S2_IP)
+    in_b = await add_conversion(pool, b, "o-1", customer_id="cus_123", ip=S1_IP)
+
+    exported = (await post(client, a, "export", {"customer_id": "cus_123"})).json()
+    assert exported["sources"] == ["conversions"]
+    [conversion] = exported["conversions"]
+    assert conversion["id"] == str(by_customer) and conversion["metadata"] == {"email": "someone@example.com"}
+    assert conversion["ip"] == S2_IP and conversion["external_id"] == "o-2"
+    assert [c["id"] for c in (await post(client, a, "export", {"click_id": world.s1[0]})).json()["conversions"]] \
+        == [str(by_click)]
+    assert [c["id"] for c in (await post(client, a, "export", {"ip": S1_IP})).json()["conversions"]] \
+        == [str(by_click)]  # not B's
+
+    money = "select id, status, sale_amount_minor, revenue_minor, payout_minor, currency, external_id, country" \
+            " from conversions order by id"
+    before = [tuple(r) for r in await pool.fetch(money)]
+    erased = (await post(client, a, "erase", {"customer_id": "cus_123"})).json()
+    assert erased["conversions_scrubbed"] == 1 and erased["clicks_scrubbed"] == 0
+    assert (await post(client, a, "erase", {"ip": S1_IP})).json()["conversions_scrubbed"] == 1
+    rows = {r["id"]: r for r in await pool.fetch("select * from conversions")}
+    for scrubbed in (by_click, by_customer):
+        assert all(rows[scrubbed][f] is None for f in ("ip", "user_agent", "customer_id", "metadata"))
+    assert rows[in_b]["customer_id"] == "cus_123" and str(rows[in_b]["ip"]) == S1_IP  # another organization's
+    assert [tuple(r) for r in await pool.fetch(money)] == before  # amounts and statuses stay
+    assert (await post(client, a, "erase", {"customer_id": "cus_123"})).json()["conversions_scrubbed"] == 0
 
 
 BAD = [

@@ -160,3 +160,33 @@ async def test_a_busy_partition_is_left_for_a_later_run_rather_than_waited_for(p
         assert await drop_daily_partition(conn, "clicks", day, lock_timeout_ms=50) is True
         assert await drop_daily_partition(conn, "clicks", day, lock_timeout_ms=50) is True  # already gone
     assert day not in await click_partitions(pool)
+
+
+async def test_conversions_past_retention_go_with_their_history_and_a_second_run_finds_none(pool, redis, keys):
+    async with pool.acquire() as conn:
+        long = await create_organization(conn, "Keeps conversions long")
+        short = await create_organization(conn, "Keeps conversions short")
+        await update_org_data_settings(conn, long.id, conversions_retention_days=730)
+        await update_org_data_settings(conn, short.id, conversions_retention_days=365)
+        for org in (long, short):
+            adv = await conn.fetchval("insert into advertisers (org_id, name) values ($1, 'Adv') returning id", org.id)
+            for days in (800, 400, 366, 364, 10):
+                created = dt.datetime.combine(ago(days), dt.time(12), dt.timezone.utc)
+                conversion = await conn.fetchval(
+                    "insert into conversions (org_id, advertiser_id, external_id, status, source, postback_id,"
+                    " received_at, created_at) values ($1, $2, $3, 'pending', 'postback', 'p', $4, $4) returning id",
+                    org.id, adv, f"o-{days}", created)
+                await conn.execute(
+                    "insert into conversion_status_history (org_id, conversion_id, to_status, actor)"
+                    " values ($1, $2, 'pending', 'system')", org.id, conversion)
+
+    first = await apply_retention(pool, redis, keys, now=NOW, days_ahead_count=1, delete_batch_rows=2)
+    second = await apply_retention(pool, redis, keys, now=NOW, days_ahead_count=1, delete_batch_rows=2)
+
+    assert first.deleted_conversions == {str(long.id): 1, str(short.id): 3}
+    assert second.deleted_conversions == {}
+    kept = await pool.fetch("select org_id, external_id from conversions order by 1, 2")
+    assert {(r["org_id"], r["external_id"]) for r in kept} == {
+        (long.id, "o-400"), (long.id, "o-366"), (long.id, "o-364"), (long.id, "o-10"),
+        (short.id, "o-364"), (short.id, "o-10")}
+    assert await pool.fetchval("select count(*) from conversion_status_history") == len(kept)
