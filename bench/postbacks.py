@@ -52,6 +52,12 @@ _COUNT = "select count(*) from conversions where external_id like $1 || '%'"
 _IDS = "select external_id from conversions where external_id like $1 || '%'"
 
 
+class PostbackPeak(msgspec.Struct, kw_only=True):
+    run: LoadResult  # the median round
+    accepted: int  # 202s of every peak round, warm-up included (wrk: answers minus non-2xx)
+    rows: int  # conversions of every peak round (warm-up included) once the worker drained them
+
+
 class PostbackLag(msgspec.Struct, kw_only=True):
     sent: int
     accepted: int  # 202s answered in the paced run
@@ -102,16 +108,49 @@ def base_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/"
 
 
-def run_postback_peak(postback_url: str, click_ids: list[str], duration_s: float, *, connections: int, binary: str) -> LoadResult:
-    script = postback_script(postback_url, click_ids, f"peak-{secrets.token_hex(4)}-")
+def new_prefix(kind: str) -> str:
+    """A fresh ``external_id`` prefix, so one run's conversions are told from any other's."""
+    return f"{kind}-{secrets.token_hex(4)}-"
+
+
+def run_postback_peak(
+    postback_url: str, click_ids: list[str], duration_s: float, *, prefix: str, connections: int, binary: str,
+) -> LoadResult:
+    script = postback_script(postback_url, click_ids, prefix)
     return run_wrk(base_url(postback_url), duration_s, connections=connections, binary=binary, script=script)
+
+
+async def wait_for_conversions(
+    database_url: str, prefix: str, expected: int, *, timeout_s: float = 300, settle_s: float = 5,
+) -> int:
+    """Wait until ``expected`` conversions with ``prefix`` are in, or their count stops
+    growing for ``settle_s``; return the count."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await _wait_count(conn, prefix, expected, timeout_s, settle_s)
+    finally:
+        await conn.close()
+
+
+async def _wait_count(conn: asyncpg.Connection, prefix: str, expected: int, timeout_s: float, settle_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    last, last_change = -1, time.monotonic()
+    while True:
+        count = await conn.fetchval(_COUNT, prefix)
+        if count >= expected or time.monotonic() >= deadline:
+            return count
+        if count != last:
+            last, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change >= settle_s:
+            return count
+        await asyncio.sleep(0.25)
 
 
 async def run_postback_paced(
     postback_url: str, click_ids: list[str], *, count: int, rate_rps: float, connections: int,
 ) -> tuple[list[Sent], str]:
     """``count`` postbacks at ``rate_rps``; each request's outcome, and their id prefix."""
-    prefix = f"lag-{secrets.token_hex(4)}-"
+    prefix = new_prefix("lag")
     parts = urlsplit(postback_url)
     kept = "&".join(p for p in parts.query.split("&") if not p.startswith(("click_id=", "external_id=")))
     base = f"{parts.path}?{kept}"
@@ -131,17 +170,7 @@ async def measure_postback_lag(
     accepted = {f"{prefix}{s.index}" for s in sent if s.status == 202}
     conn = await asyncpg.connect(database_url)
     try:
-        deadline = time.monotonic() + timeout_s
-        last, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            count = await conn.fetchval(_COUNT, prefix)
-            if count >= len(accepted):
-                break
-            if count != last:
-                last, last_change = count, time.monotonic()
-            elif time.monotonic() - last_change >= settle_s:
-                break
-            await asyncio.sleep(0.25)
+        await _wait_count(conn, prefix, len(accepted), timeout_s, settle_s)
         found = {r["external_id"] for r in await conn.fetch(_IDS, prefix)}
         row = await conn.fetchrow(_LAG, prefix)
     finally:

@@ -22,6 +22,14 @@ def peak_rows(results: BenchResults) -> list[list[str]]:
         rows.append(["edge, half its peak (server-side histogram)", f"{server.clicks / half.duration_s:,.0f}",
                      _ms(server.p50_ms), _ms(server.p99_ms), "", ""])
     rows.append(_hey_row(f"{BARE}, same rate", results.half_peak_bare))
+    if results.postback_peak is not None:
+        run = results.postback_peak.run
+        rows.append(["postback accept (wrk)", f"{run.rps:,.0f}", f"{run.p50_ms:.2f} ms", f"{run.p99_ms:.2f} ms",
+                     _ratio(run.rps, bare), _ratio(run.rps, nginx)])
+    lag = results.postback_lag
+    if lag is not None:
+        rows.append([f"postback accept, paced ({lag.sent:,} at a fixed rate, as the sender saw them)", "",
+                     _ms(lag.accept_p50_ms), _ms(lag.accept_p99_ms), "", ""])
     return rows
 
 
@@ -71,7 +79,9 @@ def _method(results: BenchResults) -> str:
         f"during the peak runs. Half peak: hey -c{results.half_peak.connections} at a fixed rate with the "
         f"whole stack live, read by hey and by the edge's own latency histogram (/metrics, before minus after, "
         f"interpolated inside a bucket), and bare Starlette at the same rate as the load tool's floor. Ingest: one consumer draining {results.ingest.clicks:,} queued clicks alone "
-        f"({results.ingest.seconds:.1f} s). Tenant timing: {results.tenant_timing.requests_per_group:,} "
+        f"({results.ingest.seconds:.1f} s). Postbacks: wrk with a Lua script naming real click ids and fresh "
+        f"external ids, workers paused, as many connections as the click peak; then a fixed-rate sender with the whole "
+        f"stack live, every 202 matched to its conversion row, lag = row created_at − edge received_at. Tenant timing: {results.tenant_timing.requests_per_group:,} "
         f"requests per group, shuffled, one in flight over one keep-alive connection, API rate limit off."
     )
 

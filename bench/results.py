@@ -11,6 +11,7 @@ from bench.edge_latency import ServerLatency
 from bench.ingest_capacity import IngestCapacity
 from bench.load_result import LoadResult
 from bench.machine import Machine
+from bench.postbacks import PostbackLag, PostbackPeak
 from bench.tenant_timing import MISSING, OTHER_ORG, TenantTiming
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -24,6 +25,8 @@ INGEST_VS_EDGE_MIN = 3.0
 # |median(other org's id) - median(missing id)| for GET /v1/offers/{id}, one request in
 # flight: well under a Postgres index probe's worth, so a difference this small is no tell.
 TENANT_MEDIAN_DIFF_MAX_MS = 0.2
+POSTBACK_VS_CLICK_MIN = 0.5
+POSTBACK_LAG_P99_MAX_MS = 1000.0
 
 
 class Check(msgspec.Struct, kw_only=True):
@@ -46,6 +49,8 @@ class BenchResults(msgspec.Struct, kw_only=True):
     click_lag: ClickLag
     ingest: IngestCapacity
     tenant_timing: TenantTiming
+    postback_peak: PostbackPeak | None = None
+    postback_lag: PostbackLag | None = None
     checks: list[Check] = []
 
     @property
@@ -97,6 +102,27 @@ def evaluate(results: BenchResults) -> list[Check]:
               measured=f"{ingest.clicks_per_s / edge:.2f}× ({ingest.clicks_per_s:,.0f} clicks/s)",
               passed=ingest.inserted == ingest.clicks and ingest.clicks_per_s >= INGEST_VS_EDGE_MIN * edge),
         _tenant_check(results.tenant_timing),
+        *_postback_checks(results),
+    ]
+
+
+def _postback_checks(results: BenchResults) -> list[Check]:
+    peak, lag, clicks = results.postback_peak, results.postback_lag, results.peak[EDGE].rps
+    if peak is None or lag is None:
+        return []
+    return [
+        Check(name="postback accept peak vs click peak", target=f"≥ {POSTBACK_VS_CLICK_MIN}×",
+              measured=f"{peak.run.rps / clicks:.2f}× ({peak.run.rps:,.0f} / {clicks:,.0f} rps)",
+              passed=peak.run.rps >= POSTBACK_VS_CLICK_MIN * clicks),
+        Check(name="peak postbacks: 202s → conversion rows", target="rows ≥ 202s, none lost",
+              measured=f"{peak.rows:,} rows / {peak.accepted:,} 202s", passed=peak.accepted > 0 and peak.rows >= peak.accepted),
+        Check(name=f"postback → row p99 ({lag.sent:,} postbacks, paced)", target=f"≤ {POSTBACK_LAG_P99_MAX_MS:g} ms",
+              measured=f"{_ms(lag.p99_ms)} (p50 {_ms(lag.p50_ms)}, max {_ms(lag.max_ms)})",
+              passed=lag.p99_ms is not None and lag.p99_ms <= POSTBACK_LAG_P99_MAX_MS),
+        Check(name="paced postbacks: each 202 is one row", target="0 missing, 0 extra, all 202",
+              measured=f"{lag.accepted:,} 202s of {lag.sent:,}; {lag.rows:,} rows; {lag.missing} missing, "
+                       f"{lag.unexpected} extra",
+              passed=lag.accepted == lag.sent and lag.missing == 0 and lag.unexpected == 0 and lag.rows == lag.accepted),
     ]
 
 

@@ -4,13 +4,17 @@ One run, one machine, load sent to 127.0.0.1 only, every load run bounded in tim
 
 1. ``afftok up`` in a temporary data directory; bare Starlette and nginx beside it.
 2. Peak throughput (wrk, closed loop) of each target, interleaved rounds, the ingest
-   worker paused so the edge gets the same machine as the baselines.
+   worker paused so the edge gets the same machine as the baselines; then the postback
+   accept path's peak the same way (every postback a real click id and a fresh
+   ``external_id``), and every 202 of it counted as a conversion row once the worker runs.
 3. The edge at half its peak (hey, fixed rate) with the whole stack live, and the same
    clicks as the edge timed them (its /metrics histogram, before minus after); then the
    lag from click to ``clicks`` row for exactly those clicks, and 302s counted vs rows
    found; then bare Starlette at the same rate, to show what the load tool itself adds.
-4. One ingest consumer draining a queued backlog alone: clicks per second.
-5. Tenant timing: another organization's offer id vs ids that exist nowhere, read with
+4. Postbacks at a fixed rate with the whole stack live: each 202 matched to its
+   conversion row, and postback → row lag (``received_at`` → ``created_at``).
+5. One ingest consumer draining a queued backlog alone: clicks per second.
+6. Tenant timing: another organization's offer id vs ids that exist nowhere, read with
    the demo key one request at a time; same status, same body, medians compared.
 """
 
@@ -31,6 +35,10 @@ from bench.hey import run_hey
 from bench.ingest_capacity import measure_ingest_capacity
 from bench.load_result import LoadResult
 from bench.machine import cpu_busy_pct, this_machine
+from bench.postbacks import (
+    PostbackLag, PostbackPeak, make_click_ids, measure_postback_lag, new_prefix, run_postback_paced,
+    run_postback_peak, wait_for_conversions,
+)
 from bench.processes import require_loopback
 from bench.report import markdown_report, terminal_report
 from bench.results import BARE, EDGE, NGINX, BenchResults, evaluate, save
@@ -57,11 +65,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ingest-clicks", type=int, default=200_000, help="backlog for the ingest run (default 200000)")
     parser.add_argument("--tenant-requests", type=int, default=2000,
                         help="GET /v1/offers/{id} per group in the tenant timing step (default 2000)")
+    parser.add_argument("--postback-rate", type=float, default=500,
+                        help="postbacks per second in the paced lag run (default 500)")
+    parser.add_argument("--postback-clicks", type=int, default=2000,
+                        help="real clicks made first, whose ids the postbacks name (default 2000)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 3 s runs, 1 s warm-up, 1 round, 50k ingest clicks, 300 tenant requests per group")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.rounds, args.ingest_clicks, args.tenant_requests = 3, 1, 1, 50_000, 300
+        args.postback_clicks = 500
     return args
 
 
@@ -89,14 +102,41 @@ def measure_peaks(targets: dict[str, str], args, tools) -> tuple[dict[str, list[
     return rounds, edge_requests
 
 
-def measure_throughput(up: UpInfo, targets: dict[str, str], args, tools) -> dict[str, list[LoadResult]]:
-    print("peak throughput (wrk), ingest worker paused", flush=True)
+def _accepted(run: LoadResult) -> int:
+    return run.requests - run.status_counts.get("non_2xx_3xx", 0)
+
+
+def measure_postback_peak(up: UpInfo, click_ids: list[str], args, tools) -> tuple[LoadResult, int, str]:
+    """The postback accept path, closed loop, as many connections as the click peak: the
+    median of ``args.rounds`` runs, the 202s of all runs (warm-up included), and the
+    ``external_id`` prefix all of them used."""
+    prefix = new_prefix("peak")
+    wrk = dict(prefix=prefix, connections=args.connections, binary=tools["wrk"])
+    accepted = _accepted(run_postback_peak(up.demo_postback_url, click_ids, args.warmup, **wrk))
+    runs = []
+    for round_no in range(args.rounds):
+        run = run_postback_peak(up.demo_postback_url, click_ids, args.duration, **wrk)
+        runs.append(run)
+        accepted += _accepted(run)
+        print(f"  round {round_no + 1}  {'postback':<15} {run.rps:>9,.0f} rps  p50 {run.p50_ms:.2f} ms  "
+              f"p99 {run.p99_ms:.2f} ms  non-2xx {run.status_counts.get('non_2xx_3xx', 0)}", flush=True)
+    return _median_run(runs), accepted, prefix
+
+
+def measure_throughput(
+    up: UpInfo, targets: dict[str, str], click_ids: list[str], args, tools,
+) -> tuple[dict[str, list[LoadResult]], PostbackPeak]:
+    print("peak throughput (wrk), ingest and conversion workers paused", flush=True)
     peak_start_s = time.time()
     with paused(component_pids(up, "worker")):
         rounds, edge_requests = measure_peaks(targets, args, tools)
-    print("draining the peak runs' clicks into Postgres", flush=True)
+        postback_peak, accepted, prefix = measure_postback_peak(up, click_ids, args, tools)
+    print("draining the peak runs' clicks and postbacks into Postgres", flush=True)
     asyncio.run(wait_for_drain(up.database_url, peak_start_s, time.time(), expected=edge_requests))
-    return rounds
+    # wrk counts answers; a request cut off at the end may still have been accepted, so
+    # rows >= 202s counted (the paced run matches them one by one).
+    rows = asyncio.run(wait_for_conversions(up.database_url, prefix, accepted))
+    return rounds, PostbackPeak(run=postback_peak, accepted=accepted, rows=rows)
 
 
 def measure_fixed_rate(
@@ -117,10 +157,22 @@ def measure_fixed_rate(
     return edge, server, lag, run_hey(targets[BARE], args.duration, rate_rps, **hey)
 
 
+def measure_postbacks_paced(up: UpInfo, click_ids: list[str], args) -> PostbackLag:
+    count = int(args.postback_rate * args.duration)
+    print(f"postbacks at {args.postback_rate:,.0f} rps ({count:,}), whole stack live; each 202 matched to its row",
+          flush=True)
+    sent, prefix = asyncio.run(run_postback_paced(
+        up.demo_postback_url, click_ids, count=count, rate_rps=args.postback_rate, connections=args.hey_connections))
+    return asyncio.run(measure_postback_lag(up.database_url, prefix, sent))
+
+
 def measure(up: UpInfo, targets: dict[str, str], args, tools, busy_pct: float) -> BenchResults:
-    rounds = measure_throughput(up, targets, args, tools)
+    print(f"making {args.postback_clicks:,} clicks for the postbacks to name", flush=True)
+    click_ids = make_click_ids(up.demo_link, args.postback_clicks)
+    rounds, postback_peak = measure_throughput(up, targets, click_ids, args, tools)
     peak = {name: _median_run(runs) for name, runs in rounds.items()}
     half, half_server, lag, half_bare = measure_fixed_rate(up, targets, peak[EDGE].rps / 2, args, tools)
+    postback_lag = measure_postbacks_paced(up, click_ids, args)
     print(f"ingest capacity: one consumer, {args.ingest_clicks:,} queued clicks", flush=True)
     ingest = asyncio.run(measure_ingest_capacity(up.database_url, up.redis_url, up.demo_org_id, clicks=args.ingest_clicks))
     print(f"tenant timing: another org's offer id vs missing ids, {args.tenant_requests:,} requests each", flush=True)
@@ -129,7 +181,7 @@ def measure(up: UpInfo, targets: dict[str, str], args, tools, busy_pct: float) -
     return BenchResults(
         machine=this_machine(), cpu_busy_before_pct=busy_pct, duration_s=args.duration, rounds=args.rounds,
         peak=peak, peak_rounds=rounds, half_peak=half, half_peak_server=half_server, half_peak_bare=half_bare, click_lag=lag, ingest=ingest,
-        tenant_timing=tenant,
+        tenant_timing=tenant, postback_peak=postback_peak, postback_lag=postback_lag,
     )
 
 

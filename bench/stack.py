@@ -32,6 +32,7 @@ class UpInfo(msgspec.Struct, kw_only=True):
     demo_link: str
     demo_api_key: str
     demo_org_id: str
+    demo_postback_url: str  # the demo advertiser's, with a {click_id} placeholder
     pid: int
 
 
