@@ -119,6 +119,7 @@ class AdvertiserAuth(msgspec.Struct, frozen=True, kw_only=True):
     advertiser_id: str
     active: bool = True
     signing_secrets: list[SigningSecret] = []
+    ip_truncate: bool = False  # the organization's setting: the pixel truncates the visitor's address
 
 
 class PostbackCredential(msgspec.Struct, frozen=True, kw_only=True):

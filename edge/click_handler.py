@@ -26,7 +26,7 @@ from core.ids import new_click_id
 from core.ip_privacy import truncate_ip
 from core.models import REDIRECT, UNAVAILABLE, ClickRecord
 from core.settings import Settings
-from edge.committer import ClickCommitter
+from edge.committer import GroupCommitter
 from edge.config_cache import ConfigCache
 from edge.errors import error_body
 from edge.metrics import EdgeMetrics
@@ -58,7 +58,7 @@ async def send_error(send, code: str, headers) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def make_click_handler(settings: Settings, cache: ConfigCache, committer: ClickCommitter, metrics: EdgeMetrics):
+def make_click_handler(settings: Settings, cache: ConfigCache, committer: GroupCommitter, metrics: EdgeMetrics):
     if not _COOKIE_NAME_RE.fullmatch(settings.cookie_name):
         raise ValueError(f"cookie_name {settings.cookie_name!r} is not a valid cookie name")
     entries_get = cache.entries.get
@@ -66,8 +66,12 @@ def make_click_handler(settings: Settings, cache: ConfigCache, committer: ClickC
     trust_forwarded_for = settings.trust_forwarded_for
     query_max_bytes = settings.query_max_bytes
     cookie_prefix = f"{settings.cookie_name}=".encode()
+    # Over https the cookie is SameSite=None; Secure, so the conversion pixel on the
+    # advertiser's site (a third-party request) still carries it; over plain http
+    # browsers refuse SameSite=None without Secure, so it stays Lax.
     cookie_suffix = f"; Max-Age={settings.cookie_max_age_s}; Path=/; HttpOnly; SameSite=Lax".encode()
-    cookie_suffix_secure = cookie_suffix + b"; Secure"
+    cookie_suffix_secure = f"; Max-Age={settings.cookie_max_age_s}; Path=/; HttpOnly; SameSite=None; Secure".encode()
+    public_https = (settings.public_edge_url or "").startswith("https://")  # TLS ends at a proxy
     observe_click = metrics.observe_click
     append = committer.append
 
@@ -127,7 +131,7 @@ def make_click_handler(settings: Settings, cache: ConfigCache, committer: ClickC
                 "sub1": query[0], "sub2": query[1], "sub3": query[2], "sub4": query[3], "sub5": query[4],
                 "source_id": query[5], "country": country,
             })
-            cookie = cookie_prefix + click_id.encode() + (cookie_suffix_secure if scope.get("scheme") == "https" else cookie_suffix)
+            cookie = cookie_prefix + click_id.encode() + (cookie_suffix_secure if public_https or scope.get("scheme") == "https" else cookie_suffix)
             await send({"type": "http.response.start", "status": 302, "headers": [
                 (b"location", location.encode("ascii")), _NO_STORE, (b"set-cookie", cookie), _NO_LENGTH]})
             await send(_EMPTY_BODY)

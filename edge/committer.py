@@ -1,14 +1,15 @@
-"""Group commit of clicks to the Redis stream.
+"""Group commit of clicks (and accepted postbacks) to a Redis stream.
 
 Contract with the handler: ``append(record)`` returns a future that is resolved (never
-failed) once the click is safe, in the stream or, when Redis could not take it in
-``write_timeout_s``, in the local spool. Only then may its 302 be sent.
+failed) once the record is safe, in the stream or, when Redis could not take it in
+``write_timeout_s``, in the local spool. Only then may its 302 (or 202) be sent.
 
 Concurrent clicks share one round trip: the first click of a batch schedules a flush
 on the next loop iteration; while a write is in flight, new clicks gather into the
 next batch; every click of a batch awaits one shared future. One flush writes one
 stream entry ``v <CLICK_BATCH_VERSION> c <msgpack list[ClickRecord]>`` per
-``batch_max`` clicks, in one pipeline. After a failed write, Redis is skipped for
+``batch_max`` clicks, in one pipeline (postbacks: ``v <CONVERSION_BATCH_VERSION> p
+<msgpack list[PostbackRecord]>``, the ``POSTBACKS`` format). After a failed write, Redis is skipped for
 ``redis_retry_after_s`` so a dead server does not add a timeout to every batch.
 """
 
@@ -21,42 +22,64 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.models import CLICK_BATCH_VERSION, ClickRecord, click_batch_encoder
-from edge.metrics import EdgeMetrics
+from typing import Protocol
+
+import msgspec
+
+from core.models import CLICK_BATCH_VERSION, CONVERSION_BATCH_VERSION, click_batch_encoder, postback_batch_encoder
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
 
 
-async def write_batches(redis: aioredis.Redis, stream: str, payloads: list[bytes]) -> None:
+class EntryFormat(msgspec.Struct, frozen=True):
+    """How one kind of record is written to its stream: ``v <version> <field> <msgpack list>``."""
+
+    what: str  # for logs: "clicks", "postbacks"
+    version: bytes
+    field: bytes
+    encoder: msgspec.msgpack.Encoder
+
+
+CLICKS = EntryFormat("clicks", CLICK_BATCH_VERSION, b"c", click_batch_encoder)
+POSTBACKS = EntryFormat("postbacks", CONVERSION_BATCH_VERSION, b"p", postback_batch_encoder)
+
+
+class SpoolCounts(Protocol):
+    spooled: int
+    lost: int
+
+
+async def write_batches(redis: aioredis.Redis, stream: str, payloads: list[bytes], fmt: EntryFormat = CLICKS) -> None:
     """XADD one stream entry per encoded batch, in one round trip."""
     if len(payloads) == 1:
-        await redis.execute_command("XADD", stream, "*", "v", CLICK_BATCH_VERSION, "c", payloads[0])
+        await redis.execute_command("XADD", stream, "*", "v", fmt.version, fmt.field, payloads[0])
         return
     async with redis.pipeline(transaction=False) as pipe:
         for payload in payloads:
-            pipe.execute_command("XADD", stream, "*", "v", CLICK_BATCH_VERSION, "c", payload)
+            pipe.execute_command("XADD", stream, "*", "v", fmt.version, fmt.field, payload)
         await pipe.execute()
 
 
-class ClickCommitter:
+class GroupCommitter:
     def __init__(
-        self, redis: aioredis.Redis, stream: str, spool: Spool, metrics: EdgeMetrics, *,
-        batch_max: int, write_timeout_s: float, redis_retry_after_s: float,
+        self, redis: aioredis.Redis, stream: str, spool: Spool, metrics: SpoolCounts, *,
+        batch_max: int, write_timeout_s: float, redis_retry_after_s: float, fmt: EntryFormat = CLICKS,
     ):
         self.redis = redis
         self.stream = stream
         self.spool = spool
         self.metrics = metrics
+        self.fmt = fmt
         self.batch_max = max(1, batch_max)
         self.write_timeout_s = write_timeout_s
         self.redis_retry_after_s = redis_retry_after_s
-        self._batch: list[ClickRecord] = []
+        self._batch: list = []
         self._batch_done: asyncio.Future | None = None
         self._flusher: asyncio.Task | None = None
         self._skip_redis_until = 0.0
 
-    def append(self, record: ClickRecord) -> asyncio.Future:
+    def append(self, record) -> asyncio.Future:
         self._batch.append(record)
         done = self._batch_done
         if done is None:
@@ -67,7 +90,7 @@ class ClickCommitter:
         return done
 
     async def drain(self) -> None:
-        """Wait until every appended click is safe (shutdown)."""
+        """Wait until every appended record is safe (shutdown)."""
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
 
@@ -84,25 +107,26 @@ class ClickCommitter:
         finally:
             self._flusher = None
 
-    async def _commit(self, batch: list[ClickRecord]) -> None:
+    async def _commit(self, batch: list) -> None:
+        what = self.fmt.what
         try:
-            size = self.batch_max
-            payloads = [click_batch_encoder.encode(batch[i : i + size]) for i in range(0, len(batch), size)]
+            size, encode = self.batch_max, self.fmt.encoder.encode
+            payloads = [encode(batch[i : i + size]) for i in range(0, len(batch), size)]
         except Exception:
-            log.exception("could not encode %d clicks; they are lost", len(batch))
+            log.exception("could not encode %d %s; they are lost", len(batch), what)
             self.metrics.lost += len(batch)
             return
         if time.monotonic() >= self._skip_redis_until:
             try:
                 async with asyncio.timeout(self.write_timeout_s):
-                    await write_batches(self.redis, self.stream, payloads)
+                    await write_batches(self.redis, self.stream, payloads, self.fmt)
                 return
             except (TimeoutError, RedisError, OSError) as exc:
-                log.warning("click write to Redis failed (%r); spooling %d clicks", exc, len(batch))
+                log.warning("%s write to Redis failed (%r); spooling %d of them", what, exc, len(batch))
                 self._skip_redis_until = time.monotonic() + self.redis_retry_after_s
         try:
             await asyncio.to_thread(self.spool.append, payloads)
             self.metrics.spooled += len(batch)
         except Exception:
-            log.critical("could not spool %d clicks; they are LOST", len(batch), exc_info=True)
+            log.critical("could not spool %d %s; they are LOST", len(batch), what, exc_info=True)
             self.metrics.lost += len(batch)
