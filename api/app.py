@@ -29,6 +29,7 @@ from core.db import APP_ROLE, create_pool
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.link_configs import sync_all_links
+from core.store.postback_credentials import sync_all_postback_auth
 
 
 def secured(endpoint: Endpoint) -> Handler:
@@ -70,10 +71,12 @@ def _dispatch(by_method: dict[str, Handler]) -> Handler:
 
 
 async def _sync_links_as_owner(settings: Settings, redis: aioredis.Redis, keys: RedisKeys) -> None:
-    """Every organization's links at once: system work, so the owner's login, not the api pool."""
+    """Every organization's links and postback credentials at once: system work, so the
+    owner's login, not the api pool."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         await sync_all_links(conn, redis, keys)
+        await sync_all_postback_auth(conn, redis, keys)
     finally:
         await conn.close()
 

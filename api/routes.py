@@ -14,11 +14,11 @@ from starlette.responses import Response
 
 from api import schemas as s
 from api.handlers import advertisers, affiliates, api_keys, audit_log, health, links, offers, organization, privacy
-from api.handlers import usage
-from core.store.advertisers import Advertiser
+from api.handlers import signing_secrets, usage
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
 from core.store.offers import Offer, OfferApproval
+from core.store.postback_secrets import SigningSecretInfo
 from core.store.privacy import SubjectErasure, SubjectExport
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -42,11 +42,24 @@ def _e(method: str, path: str, handler: Handler, action: str | None, summary: st
 
 ENDPOINTS: list[Endpoint] = [
     _e("GET", "/healthz", health.healthz, None, "Liveness", s.Health),
-    _e("POST", "/v1/advertisers", advertisers.create, "advertisers:write", "Create an advertiser", Advertiser,
+    _e("POST", "/v1/advertisers", advertisers.create, "advertisers:write", "Create an advertiser", s.AdvertiserOut,
        status=201, body=s.AdvertiserCreate),
-    _e("GET", "/v1/advertisers", advertisers.list_, "advertisers:read", "List advertisers", s.AdvertiserPage,
+    _e("GET", "/v1/advertisers", advertisers.list_, "advertisers:read", "List advertisers", s.AdvertiserOutPage,
        query=s.PageQuery),
-    _e("GET", "/v1/advertisers/{advertiser_id}", advertisers.get, "advertisers:read", "Get an advertiser", Advertiser),
+    _e("GET", "/v1/advertisers/{advertiser_id}", advertisers.get, "advertisers:read",
+       "Get an advertiser, with its GET postback URL template", s.AdvertiserOut),
+    _e("POST", "/v1/advertisers/{advertiser_id}/postback-token", advertisers.issue_postback_token, "advertisers:write",
+       "Create or replace the advertiser's postback token (token=… in GET postbacks); the token is in this response"
+       " only and the previous one stops working at once", s.PostbackTokenIssued, body=s.PostbackTokenIssue),
+    _e("POST", "/v1/advertisers/{advertiser_id}/signing-secrets", signing_secrets.create, "advertisers:write",
+       "Create a signing secret for AffTok-Signature HMACs; the secret is in this response only; the secrets"
+       " current until now keep working for grace_period_s (24 hours)", s.SigningSecretCreated, status=201,
+       body=s.SigningSecretCreate),
+    _e("GET", "/v1/advertisers/{advertiser_id}/signing-secrets", signing_secrets.list_, "advertisers:read",
+       "The advertiser's signing secrets that verify now (last four characters, never the secret)",
+       s.SigningSecretList),
+    _e("DELETE", "/v1/advertisers/{advertiser_id}/signing-secrets/{secret_id}", signing_secrets.revoke,
+       "advertisers:write", "Revoke a signing secret at once", SigningSecretInfo),
     _e("POST", "/v1/affiliates", affiliates.create, "affiliates:write", "Create an affiliate", Affiliate,
        status=201, body=s.AffiliateCreate),
     _e("GET", "/v1/affiliates", affiliates.list_, "affiliates:read", "List affiliates", s.AffiliatePage,

@@ -27,6 +27,7 @@ from core.store.audit import AuditEntry
 from core.store.affiliates import Affiliate
 from core.store.links import Link
 from core.store.offers import Offer
+from core.store.postback_secrets import SIGNING_SECRET_GRACE, SIGNING_SECRET_GRACE_MAX, SigningSecretInfo
 from core.store.usage import UsageMonth
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -280,3 +281,49 @@ class UsageReport(msgspec.Struct, kw_only=True):
     overage_events: int  # of them, those past the plan's monthly limit (billed as overage)
     active_offers: int
     months: list[UsageMonth]  # the last 12 months, the current one first, months without events as 0
+
+
+# Advertisers' postback credentials (/v1/advertisers/{id}/postback-token, .../signing-secrets).
+
+class AdvertiserOut(Advertiser, kw_only=True):
+    """An advertiser and the GET postback URL its server calls: put the token issued by
+    ``POST /v1/advertisers/{id}/postback-token`` in place of ``{postback_token}`` (the token
+    is not stored, so it cannot be shown again); None when no public edge URL is set."""
+
+    postback_url_template: str | None = None
+
+
+class AdvertiserOutPage(msgspec.Struct, kw_only=True):
+    data: list[AdvertiserOut]
+    next_cursor: str | None = None
+
+
+class PostbackTokenIssue(Body):
+    """No options: send ``{}``. The previous token stops working at once."""
+
+
+class SigningSecretCreate(Body):
+    grace_period_s: Annotated[int, Meta(ge=0, le=int(SIGNING_SECRET_GRACE_MAX.total_seconds()), description=(
+        "how long the secrets current until now keep verifying"
+    ))] = int(SIGNING_SECRET_GRACE.total_seconds())
+
+
+class PostbackTokenIssued(msgspec.Struct, kw_only=True):
+    """A new postback token, in this response only; the previous one no longer works."""
+
+    advertiser_id: uuid.UUID
+    postback_token: str
+    postback_token_last4: str
+    postback_url: str | None = None  # the GET postback URL with this token in it
+
+
+class SigningSecretCreated(SigningSecretInfo, kw_only=True):
+    """A new current signing secret, in this response only. The secrets current until now
+    keep verifying until their ``expires_at`` (``grace_period_s``, 24 hours unless told):
+    switch the sender over meanwhile."""
+
+    secret: str
+
+
+class SigningSecretList(msgspec.Struct, kw_only=True):
+    data: list[SigningSecretInfo]  # those that verify signatures now, newest first

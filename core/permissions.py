@@ -8,11 +8,14 @@ Roles:
 
 - ``owner``: everything, including keys of any role (owner keys included).
 - ``admin``: everything except ``organization:manage``; so it may not grant owner power.
-- ``manager``: reads and writes the catalog (advertisers, affiliates, offers, links).
+- ``manager``: reads and writes the catalog (advertisers, affiliates, offers, links)
+  and conversions (reads them, changes their status by hand, sends postbacks).
 - ``analyst``: read-only.
-- ``advertiser``: scoped to one advertiser: its own offers and the links to them.
+- ``advertiser``: scoped to one advertiser: its own offers and the links to them, and
+  its own conversions (it may send them: ``conversions:send``, used by the edge).
 - ``affiliate``: scoped to one affiliate: its own links and the offers open to it
-  (approved on the offer, or the offer does not require approval).
+  (approved on the offer, or the offer does not require approval), and the
+  conversions of its own clicks.
 
 Scoped roles never write catalog objects. Granting a key (create, rotate, revoke) is
 allowed only for a role whose actions are a subset of the granter's: nobody hands out
@@ -44,15 +47,18 @@ ACTIONS: frozenset[str] = CATALOG_READ | CATALOG_WRITE | frozenset({
     "usage:read",
     "organization:read",
     "organization:manage",
+    "conversions:read",
+    "conversions:write",  # change a conversion's status by hand
+    "conversions:send",  # report conversions to the edge's /postback with this API key
 })
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": ACTIONS,
     "admin": ACTIONS - {"organization:manage"},
-    "manager": CATALOG_READ | CATALOG_WRITE | {"usage:read"},
-    "analyst": CATALOG_READ | {"usage:read"},
-    "advertiser": frozenset({"offers:read", "links:read"}),
-    "affiliate": frozenset({"offers:read", "links:read"}),
+    "manager": CATALOG_READ | CATALOG_WRITE | {"usage:read", "conversions:read", "conversions:write", "conversions:send"},
+    "analyst": CATALOG_READ | {"usage:read", "conversions:read"},
+    "advertiser": frozenset({"offers:read", "links:read", "conversions:read", "conversions:send"}),
+    "affiliate": frozenset({"offers:read", "links:read", "conversions:read"}),
 }
 
 # The column each scoped role is pinned to; every other role is organization-wide.

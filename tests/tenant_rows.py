@@ -18,7 +18,8 @@ from core.store.partitions import ensure_daily_partitions
 SEEDED_TABLES = {
     "organizations": "id", "advertisers": "org_id", "affiliates": "org_id", "offers": "org_id",
     "offer_affiliates": "org_id", "links": "org_id", "api_keys": "org_id", "clicks": "org_id",
-    "audit_log": "org_id",
+    "audit_log": "org_id", "advertiser_signing_secrets": "org_id", "conversions": "org_id",
+    "conversion_status_history": "org_id",
 }
 
 
@@ -50,7 +51,20 @@ async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, st
     await conn.execute(
         "insert into audit_log (org_id, actor_type, actor_id, action, target_type, target_id)"
         " values ($1, 'api_key', $2, 'advertisers.create', 'advertiser', $3)", org, str(key_id), str(adv))
+    secret_id = await conn.fetchval(
+        "insert into advertiser_signing_secrets (org_id, advertiser_id, secret) values ($1, $2, $3) returning id",
+        org, adv, "s" * 40)
+    external_id = f"order-{uuid.uuid4().hex[:12]}"
+    conversion_id = await conn.fetchval(
+        "insert into conversions (org_id, advertiser_id, click_id, clicked_at, offer_id, affiliate_id, link_id,"
+        " external_id, status, revenue_minor, payout_minor, currency, source, postback_id, received_at)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 250, 150, 'USD', 'postback', $3, $4) returning id",
+        org, adv, click_id, now, offer, aff, link, external_id)
+    await conn.execute(
+        "insert into conversion_status_history (org_id, conversion_id, to_status, actor) values ($1, $2, 'pending', 'system')",
+        org, conversion_id)
     ids = {"org_id": org, "advertiser_id": adv, "affiliate_id": aff, "offer_id": offer, "link_id": link,
-           "key_id": key_id, "click_id": click_id,
+           "key_id": key_id, "click_id": click_id, "secret_id": secret_id, "conversion_id": conversion_id,
+           "external_id": external_id,
            "target_id": adv, "actor_id": key_id}  # the audit row's (its filters are named so)
     return {**{k: str(v) for k, v in ids.items()}, "key": key}

@@ -2,7 +2,10 @@
 
 A new key (created or rotated) is in the response once, with ``Cache-Control: no-store``;
 afterwards only its prefix and last four characters are shown. Who may manage which
-role is decided in ``core.permissions`` (``authorize_grant``).
+role is decided in ``core.permissions`` (``authorize_grant``). Keys that may send
+conversions are published to the edges after every change (``api.postback_auth``): a
+revocation must reach them (503 if it cannot yet); a new key's publish failing is
+logged and repaired by the next sync, since its secret is in this response only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from api import queries
 from api.audit import audited
 from api.auth import principal
 from api.bodies import path_id, read_json, read_query
+from api.postback_auth import publish_key_auth
 from api.resources import tenant_transaction
 from api.responses import json_response
 from api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRevoke, ApiKeyRotate, PageQuery
@@ -43,6 +47,7 @@ async def create(request: Request) -> Response:
             advertiser_id=body.advertiser_id, affiliate_id=body.affiliate_id, granted_by=who,
         )
         audit.target_id, audit.after = created.record.id, created.record  # the record: never the key
+    await publish_key_auth(request, who.org_id, [created.record.id], required=False)
     return _shown_once(created)
 
 
@@ -72,6 +77,7 @@ async def rotate(request: Request) -> Response:
         )
         # The old key now points at its replacement (replaced_by, grace_until); the new one's record, never the key.
         audit.after = {"rotated": await queries.get_api_key(conn, who.org_id, key_id), "replacement": created.record}
+    await publish_key_auth(request, who.org_id, [key_id, created.record.id], required=False)
     return _shown_once(created)
 
 
@@ -83,4 +89,5 @@ async def revoke(request: Request) -> Response:
         await lock_target(conn, "api_keys", who.org_id, key_id)
         audit.before = await queries.get_api_key(conn, who.org_id, key_id)
         revoked = audit.after = await revoke_api_key(conn, who.org_id, key_id, _now(), body.reason, granted_by=who)
+    await publish_key_auth(request, who.org_id, [key_id])
     return json_response(revoked)

@@ -1,4 +1,8 @@
-"""Advertisers: the parties whose offers a network runs."""
+"""Advertisers: the parties whose offers a network runs.
+
+``postback_token_last4`` tells which postback token is current (None: none issued);
+the token itself is never stored (``core.store.postback_secrets``).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ class Advertiser(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     status: str
     created_at: dt.datetime
+    postback_token_last4: str | None = None
 
 
-COLUMNS = "id, org_id, name, status, created_at"
+COLUMNS = "id, org_id, name, status, created_at, postback_token_last4"
 
 
 async def create_advertiser(

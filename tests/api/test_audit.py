@@ -55,6 +55,11 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, Callable[[Any, dict[str, str]], 
     ("PATCH", "/v1/organization"): ("organization.update", "organization", _ids("org_id")),
     ("POST", "/v1/privacy/export"): ("privacy.export", "ip", _digest_of("203.0.113.7")),
     ("POST", "/v1/privacy/erase"): ("privacy.erase", "ip", _digest_of("203.0.113.7")),
+    ("POST", "/v1/advertisers/{advertiser_id}/postback-token"): (
+        "advertisers.issue_postback_token", "advertiser", _ids("advertiser_id")),
+    ("POST", "/v1/advertisers/{advertiser_id}/signing-secrets"): ("signing_secrets.create", "signing_secret", _response_id),
+    ("DELETE", "/v1/advertisers/{advertiser_id}/signing-secrets/{secret_id}"): (
+        "signing_secrets.revoke", "signing_secret", _ids("secret_id")),
 }
 
 

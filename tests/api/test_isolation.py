@@ -43,6 +43,8 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     # these name no id here; tests/api/test_privacy.py crosses organizations.
     ("POST", "/v1/privacy/export"): {"ip": "203.0.113.7"},
     ("POST", "/v1/privacy/erase"): {"ip": "203.0.113.7"},
+    ("POST", "/v1/advertisers/{advertiser_id}/postback-token"): {},
+    ("POST", "/v1/advertisers/{advertiser_id}/signing-secrets"): {"grace_period_s": 3600},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
