@@ -6,6 +6,10 @@
   so a stopped scheduler delays nothing; this keeps DDL off the ingest path.)
 - ``resync_link_configs``: the Redis hash of link configs equals Postgres afterwards,
   and every edge is told to reload. Repairs a flushed or restarted Redis.
+- ``resync_postback_auth``: the same for the postback credentials hash the edge
+  authenticates postbacks from (``core.store.postback_credentials``); it also drops
+  what expired since it was published (signing secrets past their grace, keys past
+  their expiry or rotation grace).
 - ``apply_retention`` (daily): the partitions ahead exist, the clicks partitions past
   the longest retention of any organization are dropped, and the older clicks of
   organizations that keep them for less are deleted (see ``core.retention`` for the
@@ -32,6 +36,7 @@ from core.retention import OrgCutoff, RetentionPlan, plan_retention
 from core.store.audit import delete_expired_audit_rows
 from core.store.link_configs import sync_all_links
 from core.store.partitions import days_ahead, drop_daily_partition, ensure_daily_partitions, existing_days
+from core.store.postback_credentials import sync_all_postback_auth
 from core.store.retention import delete_expired_clicks, delete_expired_conversions, list_org_retentions
 from workers.click_backlog import oldest_unprocessed_entry_ms
 
@@ -68,6 +73,12 @@ async def resync_link_configs(pool: asyncpg.Pool, redis: aioredis.Redis, keys: R
     """Rewrite the link config hash from Postgres; return the number of links published."""
     async with pool.acquire() as conn:
         return await sync_all_links(conn, redis, keys)
+
+
+async def resync_postback_auth(pool: asyncpg.Pool, redis: aioredis.Redis, keys: RedisKeys) -> int:
+    """Rewrite the postback credentials hash from Postgres; return the number of entries published."""
+    async with pool.acquire() as conn:
+        return await sync_all_postback_auth(conn, redis, keys)
 
 
 async def apply_retention(
@@ -180,6 +191,10 @@ async def create_click_partitions_job(ctx: dict) -> list[str]:
 
 async def resync_link_configs_job(ctx: dict) -> int:
     return await resync_link_configs(ctx["pool"], ctx["redis"], ctx["keys"])
+
+
+async def resync_postback_auth_job(ctx: dict) -> int:
+    return await resync_postback_auth(ctx["pool"], ctx["redis"], ctx["keys"])
 
 
 def utc_now() -> dt.datetime:

@@ -246,3 +246,36 @@ async def test_api_startup_publishes_postback_auth(client, app, api_settings, re
     fresh = create_app(api_settings)
     async with fresh.router.lifespan_context(fresh):
         assert token_field(token) in await _hash(redis, keys)
+
+
+async def test_the_maintenance_job_resyncs_the_hash(client, pool, redis, keys, settings, tenant):
+    from workers.maintenance import resync_postback_auth_job
+
+    token = (await _issue_token(client, tenant))["postback_token"]
+    await redis.delete(keys.postback_auth)
+    count = await resync_postback_auth_job({"pool": pool, "redis": redis, "keys": keys, "settings": settings})
+    assert token_field(token) in await _hash(redis, keys) and count == len(await _hash(redis, keys))
+
+
+def test_the_fields_are_the_ones_the_edge_computes():
+    from core.postbacks import credential_field as edge_field
+
+    raw = "aft_live_" + "a" * 43
+    assert credential_field(raw) == edge_field("key", raw) and token_field(raw) == edge_field("tok", raw)
+
+
+async def test_a_publish_that_raced_another_writer_is_redone_from_fresh_data(redis, keys):
+    from core.store.postback_credentials import publish_postback_auth
+
+    loads = []
+
+    async def load():
+        loads.append(1)
+        if len(loads) == 1:  # another writer changes the hash between our read and our write
+            await redis.hset(keys.postback_auth, "tok:other", b"y")
+            return {"tok:a": b"stale"}, {"tok:a"}
+        return {"tok:a": b"fresh"}, {"tok:a"}
+
+    assert await publish_postback_auth(redis, keys, load) == ["tok:a"]
+    assert len(loads) == 2
+    assert await _hash(redis, keys) == {"tok:a": b"fresh", "tok:other": b"y"}
