@@ -1,4 +1,4 @@
-"""The click streams seen from one consumer of one consumer group.
+"""Sharded streams (clicks, or conversions) seen from one consumer of one consumer group.
 
 Everything here is a thin, named wrapper over a Redis stream command; what to do with
 the entries is ``workers.click_ingest``'s business. Entry ids are ``"<ms>-<seq>"``
@@ -45,12 +45,17 @@ def _entries(stream: bytes | str, raw: Iterable) -> list[StreamEntry]:
 
 
 class ClickStreams:
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, group: str, consumer: str):
+    def __init__(
+        self, redis: aioredis.Redis, keys: RedisKeys, group: str, consumer: str, *,
+        names: list[str] | None = None, dead_letters: str | None = None,
+    ):
+        """The click streams by default; ``names`` and ``dead_letters`` for another kind."""
         self.redis = redis
         self.keys = keys
         self.group = group
         self.consumer = consumer
-        self.names = keys.click_streams()
+        self.names = names or keys.click_streams()
+        self.dead_letters = dead_letters or keys.click_dead_letters
 
     async def ensure_groups(self) -> None:
         """Create the group on every shard (and the shard itself), reading from the start."""
@@ -110,7 +115,7 @@ class ClickStreams:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry, reason in rejected:
-                pipe.xadd(self.keys.click_dead_letters, dead_letter_fields(entry, reason))
+                pipe.xadd(self.dead_letters, dead_letter_fields(entry, reason))
                 pipe.xack(entry.stream, self.group, entry.entry_id)
             await pipe.execute()
 

@@ -1,9 +1,10 @@
 """The arq worker, built from ``Settings``: ``arq.run_worker(worker_settings(settings))``.
 
 Besides arq's queue (maintenance jobs on cron), the worker process runs the click ingest
-consumer as a background task for its whole life: started in ``on_startup`` and stopped
-in ``on_shutdown``, which arq runs on SIGTERM/SIGINT (its own signal handling), after the
-consumer finishes the batch under way and acks what committed.
+and the conversion consumers as background tasks for its whole life: started in
+``on_startup`` and stopped in ``on_shutdown``, which arq runs on SIGTERM/SIGINT (its own
+signal handling), after each consumer finishes the batch under way and acks what
+committed. With ``worker_metrics_port`` set it serves its Prometheus metrics there.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
+from prometheus_client import start_http_server
 from arq.connections import RedisSettings
 from arq.cron import cron
 
 from core.db import create_pool
 from core.redis_keys import RedisKeys
 from core.settings import Settings
+from core.store.fraud_signals import load_datacenter_ranges
 from workers.click_ingest import make_consumers
+from workers.conversion_ingest import make_conversion_consumers
 from workers.maintenance import apply_retention_job, create_click_partitions_job, resync_link_configs_job
 
 log = logging.getLogger(__name__)
@@ -44,12 +48,17 @@ def worker_settings(settings: Settings) -> dict:
         ctx["pool"] = await create_pool(settings.database_url)
         # The consumer blocks on XREADGROUP: its own connections, not arq's.
         ctx["stream_redis"] = aioredis.Redis.from_url(settings.redis_url)
+        if settings.worker_metrics_port:
+            ctx["metrics_server"], _thread = start_http_server(settings.worker_metrics_port, addr=settings.host)
         await start_click_ingest(ctx)
+        await start_conversion_ingest(ctx)
 
     async def on_shutdown(ctx: dict) -> None:
         try:
-            await stop_click_ingest(ctx)
+            await asyncio.gather(stop_click_ingest(ctx), stop_consumers(ctx, "conversion_ingest"))
         finally:
+            if "metrics_server" in ctx:
+                ctx["metrics_server"].shutdown()
             if "stream_redis" in ctx:
                 await ctx["stream_redis"].aclose()
             if "pool" in ctx:
@@ -82,14 +91,33 @@ async def start_click_ingest(ctx: dict) -> None:
     ctx["click_ingest_task"] = asyncio.create_task(run_all(), name="click-ingest")
 
 
+async def start_conversion_ingest(ctx: dict) -> None:
+    settings = ctx["settings"]
+    consumers = make_conversion_consumers(
+        settings, ctx["pool"], ctx["stream_redis"], ctx["keys"],
+        datacenter=load_datacenter_ranges(settings.datacenter_cidrs_path))
+    stop = asyncio.Event()
+    ctx["conversion_ingest"] = consumers
+    ctx["conversion_ingest_stop"] = stop
+
+    async def run_all() -> None:
+        await asyncio.gather(*(consumer.run_forever(stop) for consumer in consumers))
+
+    ctx["conversion_ingest_task"] = asyncio.create_task(run_all(), name="conversion-ingest")
+
+
 async def stop_click_ingest(ctx: dict) -> None:
+    await stop_consumers(ctx, "click_ingest")
+
+
+async def stop_consumers(ctx: dict, name: str) -> None:
     """Let the batch under way finish (commit, then ack); cancel only past the grace period."""
-    task: asyncio.Task | None = ctx.get("click_ingest_task")
+    task: asyncio.Task | None = ctx.get(f"{name}_task")
     if task is None:
         return
-    ctx["click_ingest_stop"].set()
+    ctx[f"{name}_stop"].set()
     try:
         await asyncio.wait_for(task, _STOP_GRACE_S)
     except asyncio.TimeoutError:
         # Cancelled mid-batch: nothing un-committed was acked, so redelivery covers it.
-        log.warning("click ingest did not stop within %.0f s; cancelled", _STOP_GRACE_S)
+        log.warning("%s did not stop within %.0f s; cancelled", name, _STOP_GRACE_S)

@@ -1,0 +1,260 @@
+"""One batch of postbacks applied in one transaction (the caller's): what each becomes.
+
+For each postback, oldest first (postbacks that waited for their click go first):
+
+1. **Same order again** (its dedupe key ``(organization, advertiser, external_id,
+   goal)`` is stored): the same status is a no-op; another is a lifecycle move
+   (``core.conversion_lifecycle``; ``rejected`` on an approved conversion reverses it);
+   a move the lifecycle forbids is ignored and counted as ``invalid_transition``.
+2. **An earlier postback of the same order is waiting**: this one waits behind it.
+3. **New**: attributed to the click it names, if that click belongs to the postback's
+   organization and to an offer of its advertiser. A click not (yet) in Postgres makes
+   the postback wait (``conversion_waits``) until ``conversion_click_wait_s`` after the
+   later of the click's instant (its id carries it) and the postback, then it is stored
+   as rejected ``unknown_click``; a click id that is not ours is ``unknown_click`` at
+   once. Another organization's click is exactly an unknown one.
+   Then, in order: outside the offer's attribution window → rejected
+   ``outside_window``; fraud rules (``core.fraud_rules``; a rejecting rule rejects with
+   its code, every fired rule is in ``fraud_flags``); commission (``core.commission``;
+   a percentage rule on a sale in another currency than the offer's → rejected
+   ``currency_mismatch``); caps (``core.store.conversion_caps``; over a cap → the
+   offer's policy: rejected or pending, reason ``cap_reached``).
+
+Every stored change writes a status history row; attributed conversions also write an
+outbox event for the affiliate (``conversion.created`` / ``.approved`` / ...), and a
+claim that fills a cap writes ``cap.reached``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from typing import Sequence
+
+import asyncpg
+import msgspec
+
+from core.caps import CAP_REACHED
+from core.commission import compute_commission
+from core.conversion_lifecycle import creation, is_allowed, target_of_postback
+from core.errors import ValidationError
+from core.fraud_rules import CidrList, evaluate
+from core.ids import click_id_time_ms, is_click_id
+from core.models import APPROVED, PENDING, REJECTED, PostbackRecord
+from core.settings import Settings
+from core.store import conversion_caps
+from core.store.conversion_status import move_conversion, offer_caps
+from core.store.conversions import (
+    ClickFacts, HistoryRow, NewConversion, OutboxRow, StoredConversion, Wait, at_ms, conversion_event, dedupe_key,
+    insert_conversion, insert_history, insert_outbox, insert_waits, load_clicks, lock_conversions, take_due_waits,
+    waiting_keys,
+)
+from core.store.fraud_signals import gather_signals
+from core.store.usage import record_tracked_events
+
+UNKNOWN_CLICK = "unknown_click"
+OUTSIDE_WINDOW = "outside_window"
+CURRENCY_MISMATCH = "currency_mismatch"
+UNKNOWN_GOAL = "unknown_goal"
+INVALID_TRANSITION = "invalid_transition"
+NIL = uuid.UUID(int=0)
+
+
+class Applied(msgspec.Struct, kw_only=True):
+    """What one batch did; ``conversions`` counts stored changes by (status, reason)."""
+
+    conversions: Counter = msgspec.field(default_factory=Counter)
+    unchanged: int = 0  # repeats of a stored status
+    invalid_transitions: int = 0
+    waiting: int = 0  # postbacks (new or retried) now waiting for their click
+    retried: int = 0  # waits taken up again this batch
+    created: list[StoredConversion] = msgspec.field(default_factory=list)
+    received: list[dt.datetime] = msgspec.field(default_factory=list)  # when the edge accepted each new one
+
+
+def give_up_at(record: PostbackRecord, wait_s: int) -> dt.datetime:
+    click_ms = click_id_time_ms(record.click_id) if record.click_id and is_click_id(record.click_id) else 0
+    return at_ms(max(click_ms, record.ts_ms)) + dt.timedelta(seconds=wait_s)
+
+
+class _Batch:
+    def __init__(self, conn: asyncpg.Connection, settings: Settings, now: dt.datetime,
+                 datacenter: CidrList | None):
+        self.conn, self.settings, self.now, self.datacenter = conn, settings, now, datacenter
+        self.applied = Applied()
+        self.history: list[HistoryRow] = []
+        self.outbox: list[OutboxRow] = []
+        self.waits: list[Wait] = []
+        self.approvals: dict = {}
+        self.approved_before: dict = {}  # (org, offer, affiliate, month) -> approvals before this batch
+        self.events: Counter = Counter()  # (org, month) -> new conversions (usage)
+
+    async def run(self, records: Sequence[PostbackRecord]) -> Applied:
+        due = await take_due_waits(self.conn, self.now, self.settings.conversion_batch_max)
+        self.applied.retried = len(due)
+        seen: set[str] = set()
+        ordered = []
+        for record in [*due, *records]:
+            if record.postback_id not in seen:
+                seen.add(record.postback_id)
+                ordered.append(record)
+        keys = {dedupe_key(r) for r in ordered}
+        existing = await lock_conversions(self.conn, keys)
+        waiting = await waiting_keys(self.conn, keys)
+        clicks = await load_clicks(self.conn, (r.click_id for r in ordered if dedupe_key(r) not in existing))
+
+        def order(item: tuple[int, PostbackRecord]):
+            # Counters are locked in (org, offer, affiliate) order; within, as received.
+            position, record = item
+            click = clicks.get(record.click_id or "")
+            return (record.org_id, str(click.offer_id) if click else "", str(click.affiliate_id) if click else "",
+                    record.ts_ms, position)
+
+        for _, record in sorted(enumerate(ordered), key=order):
+            key = dedupe_key(record)
+            if key in waiting:
+                self._wait(record)
+                continue
+            stored = existing.get(key)
+            if stored is not None:
+                await self._move(stored, record)
+                continue
+            click = self._attributable(clicks.get(record.click_id or ""), record)
+            if click is None and record.click_id and is_click_id(record.click_id) \
+                    and self.now < give_up_at(record, self.settings.conversion_click_wait_s):
+                self._wait(record)
+                waiting.add(key)
+                continue
+            existing[key] = await self._create(record, click)
+
+        await insert_waits(self.conn, self.waits)
+        await insert_history(self.conn, self.history)
+        await insert_outbox(self.conn, self.outbox)
+        await conversion_caps.count_approvals(self.conn, self.approvals)
+        await record_tracked_events(self.conn, dict(self.events))
+        return self.applied
+
+    def _wait(self, record: PostbackRecord) -> None:
+        retry = dt.timedelta(milliseconds=self.settings.conversion_wait_retry_ms)
+        self.waits.append(Wait(record, self.now + retry, give_up_at(record, self.settings.conversion_click_wait_s)))
+        self.applied.waiting += 1
+
+    @staticmethod
+    def _attributable(click: ClickFacts | None, record: PostbackRecord) -> ClickFacts | None:
+        if click is None or str(click.org_id) != record.org_id or str(click.advertiser_id) != record.advertiser_id:
+            return None  # another organization's (or advertiser's) click is an unknown one
+        return click
+
+    async def _move(self, stored: StoredConversion, record: PostbackRecord) -> None:
+        target = target_of_postback(stored.status, record.status)
+        if target == stored.status:
+            self.applied.unchanged += 1
+            return
+        if not is_allowed(stored.status, target):
+            self.applied.invalid_transitions += 1
+            self.applied.conversions[(stored.status, INVALID_TRANSITION)] += 1
+            return
+        caps = await offer_caps(self.conn, stored.org_id, stored.offer_id)
+        _change, history, event = await move_conversion(
+            self.conn, stored, target, reason=None, actor=record.actor, correlation_id=record.correlation_id,
+            caps=caps, approvals=self.approvals)
+        self.history.append(history)
+        if event is not None:
+            self.outbox.append(event)
+        self.applied.conversions[(target, "")] += 1
+
+    async def _create(self, record: PostbackRecord, click: ClickFacts | None) -> StoredConversion:
+        new = NewConversion(record=record, status=REJECTED, reason=UNKNOWN_CLICK, fraud_flags=[], click=click,
+                            ip=record.ip, user_agent=record.user_agent, country=record.country)
+        reached: list[str] = []
+        if click is not None:
+            reached = await self._judge(new, record, click)
+        stored = await insert_conversion(self.conn, new)
+        first = creation(stored.status, stored.revenue_minor, stored.payout_minor)
+        self.history.append(HistoryRow(
+            org_id=stored.org_id, conversion_id=stored.id, from_status=None, to_status=stored.status,
+            reason=stored.reason, actor=record.actor, revenue_delta_minor=first.revenue_delta_minor,
+            payout_delta_minor=first.payout_delta_minor, currency=stored.currency,
+            correlation_id=record.correlation_id))
+        if stored.affiliate_id is not None:
+            self.outbox.append(conversion_event("conversion.created", stored))
+            for limit in reached:
+                self.outbox.append(OutboxRow(
+                    org_id=stored.org_id, event_type="cap.reached", conversion_id=stored.id,
+                    affiliate_id=stored.affiliate_id, offer_id=stored.offer_id,
+                    payload={"limit": limit, "offer_id": str(stored.offer_id),
+                             "affiliate_id": str(stored.affiliate_id), "at": self.now.isoformat()}))
+        if stored.status == APPROVED:
+            key = self._month_key(click, record)
+            self.approvals[key] = self.approvals.get(key, 0) + 1
+        self.events[(stored.org_id, at_ms(record.ts_ms).date().replace(day=1))] += 1
+        self.applied.conversions[(stored.status, stored.reason or "")] += 1
+        self.applied.created.append(stored)
+        self.applied.received.append(at_ms(record.ts_ms))
+        return stored
+
+    def _month_key(self, click: ClickFacts, record: PostbackRecord):
+        return (click.org_id, click.offer_id, click.affiliate_id, conversion_caps.month_of(at_ms(record.ts_ms)))
+
+    async def _judge(self, new: NewConversion, record: PostbackRecord, click: ClickFacts) -> list[str]:
+        """Fill ``new`` for an attributed postback; return the cap limits it filled."""
+        received = at_ms(record.ts_ms)
+        new.currency = click.currency
+        if record.source == "postback":  # the visitor is the click's; a pixel's is its browser
+            new.ip, new.user_agent = click.ip, click.user_agent
+        new.status, new.reason = record.status, None
+        if received > click.clicked_at + dt.timedelta(seconds=click.attribution_window_s):
+            new.status, new.reason = REJECTED, OUTSIDE_WINDOW
+            return []
+
+        signals = await gather_signals(
+            self.conn, click.fraud_policy, org_id=click.org_id, offer_id=click.offer_id, clicked_at=click.clicked_at,
+            converted_at=received, ip=new.ip, user_agent=new.user_agent, click_country=click.country,
+            conversion_country=record.country)
+        fraud = evaluate(signals, click.fraud_policy, self.datacenter)
+        new.fraud_flags = [v.code for v in (*fraud.rejected, *fraud.flagged)]
+        if fraud.action == "reject":
+            new.status, new.reason = REJECTED, fraud.reason
+            return []
+
+        same_currency = record.amount_minor is not None and record.currency == click.currency
+        key = self._month_key(click, record)
+        if key not in self.approved_before:
+            self.approved_before[key] = await conversion_caps.approved_this_month(
+                self.conn, click.org_id, click.offer_id, click.affiliate_id, received)
+        try:
+            commission = compute_commission(
+                click.commission, record.goal, str(click.affiliate_id),
+                record.amount_minor if same_currency else 0,
+                self.approved_before[key] + self.approvals.get(key, 0))
+        except ValidationError:
+            new.status, new.reason = REJECTED, UNKNOWN_GOAL
+            return []
+        if "percentage" in commission.rule_applied and not same_currency:
+            new.status, new.reason = REJECTED, CURRENCY_MISMATCH
+            return []
+        new.revenue_minor, new.payout_minor, new.rule_applied = (
+            commission.revenue_minor, commission.payout_minor, commission.rule_applied)
+        if fraud.action == "flag" and new.reason is None:
+            new.reason = fraud.reason
+
+        if new.status in (PENDING, APPROVED) and conversion_caps.has_conversion_caps(click.caps):
+            result = await conversion_caps.claim(
+                self.conn, conversion_caps.CapClaim(click.org_id, click.offer_id, click.affiliate_id, received,
+                                                    new.payout_minor), click.caps)
+            if not result.within:
+                new.status = REJECTED if click.caps.over_cap == "reject" else PENDING
+                new.reason = CAP_REACHED
+                return []
+            new.cap_counted = True
+            return result.reached
+        return []
+
+
+async def apply_postbacks(
+    conn: asyncpg.Connection, records: Sequence[PostbackRecord], *, settings: Settings, now: dt.datetime,
+    datacenter: CidrList | None = None,
+) -> Applied:
+    """Apply ``records`` (and the waits due at ``now``) in the caller's transaction."""
+    return await _Batch(conn, settings, now, datacenter).run(records)

@@ -1,0 +1,230 @@
+"""The conversion worker: postbacks from the conversions streams into Postgres.
+
+Contract
+- **Exactly once per order**: one batch (entries from ``keys.conversion_streams()``, plus
+  the waits that are due) is applied in ONE transaction (``workers.conversion_apply``):
+  conversions, status history, waits, outbox events, counters, usage. Entries are acked
+  only after it commits; a redelivered entry finds its order stored and changes nothing.
+- **Poison entries** (wrong version, undecodable) go to ``keys.conversion_dead_letters``
+  with the reason and are acked; the rest of the batch is applied. A batch Postgres
+  refuses for its data is applied entry by entry so one bad entry cannot hold the rest.
+- **Conflicts** between consumers (a deadlock on counters, two inserting the same new
+  order) roll the transaction back; the batch is applied again.
+- **Dead consumers**: on its first cycle a consumer re-reads what its name left pending;
+  every ``ingest_reclaim_interval_ms`` it takes over entries idle for
+  ``ingest_reclaim_idle_ms`` on any consumer.
+- **Waits** are retried every cycle, also when no new entry arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import time
+from typing import Callable
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from core.fraud_rules import CidrList
+from core.models import CONVERSION_BATCH_VERSION, PostbackRecord, postback_batch_decoder
+from core.redis_keys import RedisKeys
+from core.settings import Settings
+from core.store.errors import is_data_error
+from workers.click_ingest import default_consumer_name
+from workers.click_streams import ClickStreams, StreamEntry
+from workers.conversion_apply import Applied, apply_postbacks
+from workers.conversion_metrics import ConversionMetrics
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.UniqueViolationError)
+_ATTEMPTS = 5
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    reason: str
+
+
+def decode_conversion_entry(fields: dict[bytes, bytes] | None) -> list[PostbackRecord] | Rejected:
+    if fields is None:
+        return Rejected("entry deleted before it was applied")
+    version = fields.get(b"v")
+    if version != CONVERSION_BATCH_VERSION:
+        return Rejected(f"unsupported version {version!r}, expected {CONVERSION_BATCH_VERSION!r}")
+    payload = fields.get(b"p")
+    if payload is None:
+        return Rejected("missing field 'p'")
+    try:
+        return postback_batch_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        return Rejected(f"undecodable postbacks: {exc}")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def make_conversion_consumers(
+    settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, keys: RedisKeys, *,
+    datacenter: CidrList | None = None, metrics: ConversionMetrics | None = None,
+) -> list["ConversionIngest"]:
+    base = settings.consumer_name or default_consumer_name()
+    metrics = metrics or ConversionMetrics()
+    return [
+        ConversionIngest(settings, pool, redis, keys, consumer=f"{base}-conv-{n}", datacenter=datacenter,
+                         metrics=metrics)
+        for n in range(max(1, settings.conversion_concurrency))
+    ]
+
+
+class ConversionIngest:
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis, keys: RedisKeys, *,
+        consumer: str | None = None, datacenter: CidrList | None = None, metrics: ConversionMetrics | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ):
+        self.settings = settings
+        self.pool = pool
+        self.streams = ClickStreams(
+            redis, keys, settings.conversion_group, consumer or f"{default_consumer_name()}-conv",
+            names=keys.conversion_streams(), dead_letters=keys.conversion_dead_letters,
+        )
+        self.datacenter = datacenter
+        self.metrics = metrics or ConversionMetrics()
+        self.clock = clock
+        self._groups_ready = False
+        self._recover_own = True
+        self._next_reclaim_s = -math.inf
+        self._last_read = 0
+
+    async def run_once(self) -> Applied:
+        """One cycle: collect entries, apply them with the due waits, ack. Raises on failure."""
+        try:
+            if not self._groups_ready:
+                await self.streams.ensure_groups()
+                self._groups_ready = True
+            entries = await self._collect()
+            applied = await self._apply(entries)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._groups_ready = False
+            self._recover_own = True
+            raise
+        except BaseException:
+            self._recover_own = True
+            raise
+        if entries:
+            await self.streams.trim_acknowledged()
+        return applied
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        backoff_ms = 100.0
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                backoff_ms = 100.0
+            except Exception:
+                log.exception("conversion cycle failed; retrying in %.0f ms", backoff_ms)
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff_ms / 1000)
+                except asyncio.TimeoutError:
+                    pass
+                backoff_ms = min(backoff_ms * 2, self.settings.ingest_retry_max_backoff_ms)
+
+    async def drain(self) -> Applied:
+        """Run cycles until one reads nothing and retries no wait (tests, benchmarks)."""
+        total = Applied()
+        while True:
+            applied = await self.run_once()
+            total.conversions.update(applied.conversions)
+            total.created.extend(applied.created)
+            for name in ("unchanged", "invalid_transitions", "waiting", "retried"):
+                setattr(total, name, getattr(total, name) + getattr(applied, name))
+            if not self._last_read and not applied.retried:
+                return total
+
+    # -- collecting ------------------------------------------------------------------
+
+    async def _collect(self) -> list[StreamEntry]:
+        limit = self.settings.conversion_batch_max
+        batch: dict[tuple[str, str], StreamEntry] = {}
+
+        def add(got: list[StreamEntry]) -> None:
+            for entry in got:
+                batch.setdefault((entry.stream, entry.entry_id), entry)
+
+        if self._recover_own:
+            add(await self.streams.read_own_pending(limit))
+            self._recover_own = False
+        if time.monotonic() >= self._next_reclaim_s:
+            add(await self.streams.reclaim(self.settings.ingest_reclaim_idle_ms, limit))
+            self._next_reclaim_s = time.monotonic() + self.settings.ingest_reclaim_interval_ms / 1000
+        if not batch:
+            # Block for new entries, but not past the next due wait's retry.
+            add(await self.streams.read_new(limit, block_ms=self.settings.conversion_batch_max_wait_ms))
+        self._last_read = len(batch)
+        return list(batch.values())
+
+    # -- applying --------------------------------------------------------------------
+
+    async def _apply(self, entries: list[StreamEntry]) -> Applied:
+        decoded: list[tuple[StreamEntry, list[PostbackRecord]]] = []
+        rejected: list[tuple[StreamEntry, str]] = []
+        for entry in entries:
+            result = decode_conversion_entry(entry.fields)
+            if isinstance(result, Rejected):
+                rejected.append((entry, result.reason))
+            else:
+                decoded.append((entry, result))
+        await self._dead_letter(rejected)
+        records = [r for _, rs in decoded for r in rs]
+        try:
+            applied = await self._transaction(records)
+        except Exception as exc:
+            if not is_data_error(exc) or not decoded:
+                raise
+            log.warning("conversion batch rejected by Postgres (%s); applying entry by entry", exc)
+            applied = Applied()
+            for entry, rs in decoded:
+                try:
+                    one = await self._transaction(rs)
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    await self._dead_letter([(entry, f"rejected by Postgres: {exc}")])
+                    continue
+                await self.streams.ack([entry])
+                applied.conversions.update(one.conversions)
+                applied.created.extend(one.created)
+            return applied
+        await self.streams.ack([entry for entry, _ in decoded])
+        return applied
+
+    async def _transaction(self, records: list[PostbackRecord]) -> Applied:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    applied = await apply_postbacks(
+                        conn, records, settings=self.settings, now=self.clock(), datacenter=self.datacenter)
+                    committed_at = await conn.fetchval("select clock_timestamp()")
+            except _RETRYABLE as exc:
+                if attempt == _ATTEMPTS:
+                    raise
+                log.info("conversion batch conflicted with another consumer (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(0.01 * attempt)
+                continue
+            self.metrics.observe(applied, committed_at)
+            return applied
+        raise AssertionError("unreachable")
+
+    async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]]) -> None:
+        if rejected:
+            for entry, reason in rejected:
+                log.warning("dead-lettering %s %s: %s", entry.stream, entry.entry_id, reason)
+            await self.streams.dead_letter(rejected)
+            self.metrics.dead_letter(len(rejected))
