@@ -14,7 +14,7 @@ import msgspec
 from starlette.requests import Request
 
 from api.errors import BodyTooLarge, MalformedBody
-from core.errors import NotFound
+from core.errors import NotFound, ValidationError
 
 T = TypeVar("T")
 
@@ -42,7 +42,24 @@ async def read_json(request: Request, kind: type[T]) -> T:
     body = await read_body(request)
     if not body.strip():
         raise MalformedBody(message="request body must be a JSON object")
-    return _decoder(kind).decode(body)
+    try:
+        return _decoder(kind).decode(body)
+    except ValidationError as exc:  # a struct's own check (its __post_init__) refused a value
+        raise ValidationError(exc.code, exc.message + _where(body, kind)) from None
+
+
+def _where(body: bytes, kind: type) -> str:
+    """Which top-level field a struct's own check refused, in msgspec's words (`` - at `$.caps` ``)."""
+    fields = msgspec.json.decode(body)
+    for field in msgspec.structs.fields(kind):
+        if isinstance(fields, dict) and field.encode_name in fields:
+            try:
+                msgspec.convert(fields[field.encode_name], field.type)
+            except ValidationError:
+                return f" - at `$.{field.encode_name}`"
+            except msgspec.ValidationError:
+                continue  # convert is stricter than the decoder for some types: not the culprit
+    return ""
 
 
 def read_query(request: Request, kind: type[T]) -> T:

@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 
 import asyncpg
 import msgspec
+from msgspec import UNSET
 
 from api.schemas import (
     AdvertiserPage, AffiliatePage, ApiKeyPage, AuditLogPage, AuditLogQuery, LinkOut, LinkPage, LinkQuery, OfferPage, OfferView,
@@ -24,6 +25,7 @@ from api.schemas import (
 )
 from api.schemas import UsageReport
 from core.errors import NotFound, ValidationError
+from core.offer_views import payout_rules_for
 from core.permissions import UNSCOPED, Scope
 from core.plans import months_back, plan_named, usage_month
 from core.store import advertisers, affiliates, api_keys, audit, links, offers
@@ -127,13 +129,13 @@ def _scoped(conditions: dict[str, str], scope: Scope) -> tuple[str, Any] | None:
 async def list_offers(conn: asyncpg.Connection, org_id: uuid.UUID, query: OfferQuery, scope: Scope = UNSCOPED) -> OfferPage:
     filters = {"status": query.status, "advertiser_id": query.advertiser_id}
     scoped = _scoped(_OFFER_SCOPE, scope)
-    data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.Offer, org_id, query, filters, scoped)
+    data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, query, filters, scoped)
     return OfferPage(data=await _offer_views(conn, org_id, data, scope), next_cursor=cursor)
 
 
 async def get_offer(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope = UNSCOPED) -> offers.Offer:
     scoped = _scoped(_OFFER_SCOPE, scope)
-    return await _one(conn, "offers", offers.COLUMNS, offers.Offer, org_id, offer_id, "offer", scoped)
+    return await _one(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, offer_id, "offer", scoped)
 
 
 async def get_offer_view(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope) -> OfferView:
@@ -142,7 +144,9 @@ async def get_offer_view(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: 
 
 
 _VIEW_FIELDS = [f for f in OfferView.__struct_fields__ if f in offers.Offer.__struct_fields__]
-_AFFILIATE_HIDDEN = frozenset({"advertiser_id", "revenue_minor", "destination_url", "fallback_url"})
+_AFFILIATE_HIDDEN = frozenset({
+    "advertiser_id", "revenue_minor", "destination_url", "fallback_url", "commission", "fraud_policy", "caps",
+})
 
 
 async def _offer_views(conn: asyncpg.Connection, org_id: uuid.UUID, found: list[offers.Offer], scope: Scope) -> list[OfferView]:
@@ -155,7 +159,13 @@ async def _offer_views(conn: asyncpg.Connection, org_id: uuid.UUID, found: list[
     )
     payout = {r["offer_id"]: r["payout_minor"] for r in rows}
     shown = [f for f in _VIEW_FIELDS if f not in _AFFILIATE_HIDDEN and f != "payout_minor"]
-    return [OfferView(**{f: getattr(o, f) for f in shown}, payout_minor=payout.get(o.id, o.payout_minor)) for o in found]
+    return [
+        OfferView(
+            **{f: getattr(o, f) for f in shown}, payout_minor=payout.get(o.id, o.payout_minor),
+            payout_rules=UNSET if o.commission is None else payout_rules_for(o.commission, str(scope.affiliate_id)),
+        )
+        for o in found
+    ]
 
 
 async def list_links(

@@ -14,7 +14,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from core.caps import Caps
 from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
+from core.commission import CommissionRules
+from core.fraud_rules import FraudPolicy
+from core.offer_views import PayoutRule
 from core.permissions import Role
 from core.plans import Plan
 from core.retention import (
@@ -79,6 +83,9 @@ class OfferCreate(Body):
     requires_approval: bool = False
     geo_allow: Countries = []
     geo_deny: Countries = []
+    commission: CommissionRules | None | UnsetType = UNSET  # None: flat payout_minor / revenue_minor
+    fraud_policy: FraudPolicy | UnsetType = UNSET  # default: every rule flags, none rejects
+    caps: Caps | UnsetType = UNSET  # default: no caps
 
 
 class OfferPatch(Body):
@@ -93,6 +100,9 @@ class OfferPatch(Body):
     requires_approval: bool | UnsetType = UNSET
     geo_allow: Countries | UnsetType = UNSET
     geo_deny: Countries | UnsetType = UNSET
+    commission: CommissionRules | None | UnsetType = UNSET  # replaces the rules whole
+    fraud_policy: FraudPolicy | UnsetType = UNSET  # replaces the policy whole
+    caps: Caps | UnsetType = UNSET  # replaces the caps whole; republishes the offer's links
 
 
 class ApprovalPut(Body):
@@ -139,9 +149,10 @@ class AffiliatePage(msgspec.Struct, kw_only=True):
 
 class OfferView(msgspec.Struct, frozen=True, kw_only=True):
     """An offer as the caller may read it. An affiliate is shown what it earns (its own
-    payout override, else the offer's) and never what the advertiser pays, who the
-    advertiser is, or the landing URLs its tracking link stands in front of; those
-    fields are absent from its answers. Everyone else sees the whole offer."""
+    payout override, else the offer's; with commission rules, ``payout_rules``: its payout
+    per goal) and never what the advertiser pays, who the advertiser is, the landing URLs
+    its tracking link stands in front of, the fraud policy or the caps; those fields are
+    absent from its answers. Everyone else sees the whole offer."""
 
     id: uuid.UUID
     org_id: uuid.UUID
@@ -159,6 +170,10 @@ class OfferView(msgspec.Struct, frozen=True, kw_only=True):
     revenue_minor: int | UnsetType = UNSET
     destination_url: str | UnsetType = UNSET
     fallback_url: str | None | UnsetType = UNSET
+    commission: CommissionRules | None | UnsetType = UNSET
+    fraud_policy: FraudPolicy | UnsetType = UNSET
+    caps: Caps | UnsetType = UNSET
+    payout_rules: list[PayoutRule] | UnsetType = UNSET  # affiliates only, when the offer has commission rules
 
 
 class OfferPage(msgspec.Struct, kw_only=True):

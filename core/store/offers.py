@@ -1,7 +1,14 @@
 """Offers and per-affiliate approvals.
 
 Every change here alters what the offer's links do at the edge; callers publish the
-affected links' configs after the transaction commits.
+affected links' configs after the transaction commits (click caps are computed into
+them, ``core.store.link_configs``).
+
+An offer's rules are stored as JSON of their core structs, validated by them before
+they are written: ``commission`` (``core.commission.CommissionRules``; None: the flat
+``revenue_minor`` / ``payout_minor``, with the approval's ``payout_minor`` as
+per-affiliate override), ``fraud_policy`` (``core.fraud_rules.FraudPolicy``) and
+``caps`` (``core.caps.Caps``).
 
 Making an offer active (created active, or its status changed to active) counts against
 the plan's active offers (``core.plans``): the write is made, then the organization's
@@ -19,7 +26,10 @@ import asyncpg
 import msgspec
 
 from core import catalog_rules as rules
+from core.caps import NO_CAPS, Caps
+from core.commission import CommissionRules
 from core.errors import NotFound, ValidationError
+from core.fraud_rules import FraudPolicy
 from core.macros import validate_url_template
 from core.plans import check_active_offers, plan_named
 
@@ -46,6 +56,14 @@ class Offer(msgspec.Struct, frozen=True, kw_only=True):
     geo_deny: list[str]
     created_at: dt.datetime
     updated_at: dt.datetime
+    commission: CommissionRules | None = None
+    fraud_policy: FraudPolicy = FraudPolicy()
+    caps: Caps = NO_CAPS
+
+
+def offer_from_row(**row: Any) -> Offer:
+    """An ``Offer`` from its row: the JSON columns become their structs."""
+    return msgspec.convert(row, Offer)
 
 
 class OfferApproval(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +79,8 @@ class OfferApproval(msgspec.Struct, frozen=True, kw_only=True):
 
 COLUMNS = (
     "id, org_id, advertiser_id, name, status, destination_url, fallback_url, currency, payout_minor,"
-    " revenue_minor, attribution_window_s, requires_approval, geo_allow, geo_deny, created_at, updated_at"
+    " revenue_minor, attribution_window_s, requires_approval, geo_allow, geo_deny, created_at, updated_at,"
+    " commission, fraud_policy, caps"
 )
 APPROVAL_COLUMNS = "offer_id, affiliate_id, org_id, status, payout_minor, destination_url, created_at, updated_at"
 
@@ -80,6 +99,22 @@ def _money(what: str) -> Callable[[int], int]:
     return lambda v: rules.validate_money_minor(v, what)
 
 
+def _rules(kind: type, what: str, *, nullable: bool = False) -> Callable[[Any], Any]:
+    """Check a rules struct (or its JSON value) with its own type; return the JSON to store."""
+
+    def check(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        try:
+            return msgspec.to_builtins(value if isinstance(value, kind) else msgspec.convert(value, kind))
+        except msgspec.ValidationError as exc:
+            raise ValidationError(f"invalid_{what}", f"{what}: {exc}") from None
+        except ValidationError as exc:  # the struct's own checks
+            raise ValidationError(exc.code, f"{what}: {exc.message}") from None
+
+    return check
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: rules.validate_name(v, "offer name"),
     "status": _offer_status,
@@ -92,6 +127,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "requires_approval": bool,
     "geo_allow": lambda v: rules.validate_countries(v, "geo_allow"),
     "geo_deny": lambda v: rules.validate_countries(v, "geo_deny"),
+    "commission": _rules(CommissionRules, "commission", nullable=True),
+    "fraud_policy": _rules(FraudPolicy, "fraud_policy"),
+    "caps": _rules(Caps, "caps"),
 }
 
 
@@ -126,7 +164,7 @@ async def create_offer(
         )
         if row is None:
             raise NotFound("not_found", "advertiser not found")
-        offer = Offer(**dict(row))
+        offer = offer_from_row(**dict(row))
         if offer.status == "active":
             await _check_active_offers_limit(conn, org_id)
     return offer
@@ -148,7 +186,7 @@ async def update_offer(
         )
         if row is None:
             raise NotFound("not_found", "offer not found")
-        offer = Offer(**dict(row))
+        offer = offer_from_row(**dict(row))
         _check_geo_overlap(offer.geo_allow, offer.geo_deny)  # the merged lists; raising undoes the update
         if activating:
             await _check_active_offers_limit(conn, org_id)
