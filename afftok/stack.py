@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import asyncpg
 import redis.asyncio as aioredis
 
+from core.db import connect
 from core.migrate import apply_migrations
 from core.redis_keys import RedisKeys
 from core.settings import Settings
@@ -19,7 +19,7 @@ def _require_database(settings: Settings) -> str:
 
 
 async def migrate(settings: Settings) -> list[str]:
-    conn = await asyncpg.connect(_require_database(settings))
+    conn = await connect(_require_database(settings))
     try:
         return await apply_migrations(conn, settings.migrations_dir)
     finally:
@@ -32,7 +32,7 @@ async def create_key(
 ) -> str:
     from core.store.api_keys import create_api_key
 
-    conn = await asyncpg.connect(_require_database(settings))
+    conn = await connect(_require_database(settings))
     try:
         created = await create_api_key(
             conn, org_id, name=name, role=role, test=test, expires_at=expires_at,
@@ -44,15 +44,19 @@ async def create_key(
 
 
 async def seed_demo_and_publish(settings: Settings):
-    """Create (or reuse) the demo tenant and make Redis hold every link's config."""
+    """Create (or reuse) the demo tenant and make Redis hold every link's config and
+    every postback credential."""
     from core.demo import seed_demo
     from core.store.link_configs import sync_all_links
+    from core.store.postback_credentials import sync_all_postback_auth
 
-    conn = await asyncpg.connect(_require_database(settings))
+    conn = await connect(_require_database(settings))
     redis = aioredis.Redis.from_url(settings.redis_url)
     try:
         demo = await seed_demo(conn)
-        await sync_all_links(conn, redis, RedisKeys(settings.redis_prefix, settings.click_stream_shards))
+        keys = RedisKeys(settings.redis_prefix, settings.click_stream_shards)
+        await sync_all_links(conn, redis, keys)
+        await sync_all_postback_auth(conn, redis, keys)
     finally:
         await conn.close()
         await redis.aclose()

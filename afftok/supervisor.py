@@ -25,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from afftok.servers import PostgresServer, RedisServer, die_with_parent
+from afftok.servers import PostgresServer, RedisServer, die_with_parent, free_port
 from afftok.stack import migrate, seed_demo_and_publish
 from core.settings import Settings
 
@@ -148,6 +148,7 @@ def _run(stack: _Stack) -> int:
     public_edge_url = settings.public_edge_url or edge_url
     resolved = msgspec.structs.replace(resolved, public_edge_url=public_edge_url)
     demo = asyncio.run(seed_demo_and_publish(resolved))
+    worker_metrics_port = settings.worker_metrics_port or free_port()
     metrics_dir = stack.data_dir / "metrics" / "edge"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.json"):
@@ -159,6 +160,7 @@ def _run(stack: _Stack) -> int:
         "AFFTOK_DATA_DIR": str(stack.data_dir),
         "AFFTOK_PUBLIC_EDGE_URL": public_edge_url,
         "AFFTOK_METRICS_DIR": str(metrics_dir),
+        "AFFTOK_WORKER_METRICS_PORT": str(worker_metrics_port),
     }
     edge = stack.spawn("edge", env, edge_sock)
     api = stack.spawn("api", env, api_sock)
@@ -168,9 +170,16 @@ def _run(stack: _Stack) -> int:
     _wait_http_ok(f"{edge_url}/readyz", 60, [edge, api, worker])
     _wait_http_ok(f"{api_url}/healthz", 60, [edge, api, worker])
     demo_link = f"{public_edge_url}/c/{demo.link_token}?sub1=hello&sub2=world"
+    # The demo advertiser's ready postback: put a click id from the demo link's redirect in.
+    demo_postback_url = (
+        f"{public_edge_url}/postback?token={demo.postback_token}&click_id={{click_id}}"
+        "&external_id=demo-order-1&amount=25.00&currency=USD"
+    )
     up = {
         "edge_url": edge_url, "api_url": api_url, "database_url": database_url, "redis_url": redis_url,
         "demo_link": demo_link, "demo_api_key": demo.api_key, "demo_org_id": str(demo.org_id),
+        "demo_postback_url": demo_postback_url,
+        "worker_metrics_url": f"http://{settings.host}:{worker_metrics_port}/metrics",
         "pid": os.getpid(),
     }
     up_path = stack.data_dir / "up.json"
@@ -181,10 +190,13 @@ def _run(stack: _Stack) -> int:
     print(
         "\nAffTok is running.\n"
         f"  tracking link  {demo_link}\n"
+        f"  postback       {demo_postback_url}\n"
+        "                 (replace {click_id} with the click_id= of the link's redirect)\n"
         f"  api            {api_url}   (OpenAPI: {api_url}/openapi.json)\n"
         f"  api key        {demo.api_key}\n"
         f"  try            curl -i '{demo_link}'\n"
         f"                 curl -H 'Authorization: Bearer {demo.api_key}' {api_url}/v1/offers\n"
+        f"                 curl -H 'Authorization: Bearer {demo.api_key}' {api_url}/v1/conversions\n"
         f"  logs           {stack.data_dir}/*.log\n"
         "Press Ctrl-C to stop.\n",
         flush=True,

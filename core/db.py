@@ -33,3 +33,10 @@ async def create_pool(
         database_url, min_size=min_size, max_size=max_size, command_timeout=60,
         init=functools.partial(_init_connection, role=role),
     )
+
+
+async def connect(database_url: str, *, role: str | None = None) -> asyncpg.Connection:
+    """One connection set up like the pool's (the CLI's one-off work)."""
+    conn = await asyncpg.connect(database_url)
+    await _init_connection(conn, role=role)
+    return conn

@@ -2,8 +2,10 @@
 
 ``seed_demo`` is safe to run on every start: the first run creates the "Demo Network"
 organization with one advertiser, affiliate, active offer, approval and tracking link;
-later runs reuse them. Every run creates a fresh API key, because a key's secret is
-shown only once. The caller publishes link configs after the transaction commits.
+later runs reuse them. Every run creates a fresh API key and a fresh postback token for
+the demo advertiser (replacing the previous token), because both secrets are shown only
+once. The caller publishes link configs and postback credentials after the transaction
+commits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from core.store.affiliates import create_affiliate
 from core.store.api_keys import create_api_key
 from core.store.links import create_link
 from core.store.offers import create_offer, set_offer_approval
+from core.store.postback_secrets import issue_postback_token
 from core.store.organizations import create_organization, find_organization_by_name
 
 DEMO_ORG_NAME = "Demo Network"
@@ -34,6 +37,7 @@ class DemoTenant(msgspec.Struct, frozen=True, kw_only=True):
     link_id: uuid.UUID
     link_token: str
     api_key: str  # the full secret, shown once
+    postback_token: str  # the demo advertiser's, shown once
 
 
 async def _first_id(conn: asyncpg.Connection, table: str, org_id: uuid.UUID) -> uuid.UUID | None:
@@ -66,7 +70,8 @@ async def seed_demo(conn: asyncpg.Connection) -> DemoTenant:
         else:
             link_id, token = link["id"], link["token"]
         key = await create_api_key(conn, org_id, "demo")
+        postback_token = await issue_postback_token(conn, org_id, advertiser_id)
     return DemoTenant(
         org_id=org_id, advertiser_id=advertiser_id, affiliate_id=affiliate_id, offer_id=offer_id,
-        link_id=link_id, link_token=token, api_key=key.key,
+        link_id=link_id, link_token=token, api_key=key.key, postback_token=postback_token.token,
     )

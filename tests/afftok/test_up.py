@@ -74,12 +74,27 @@ async def _find_click(database_url: str, click_id: str, timeout_s: float = 10):
     return None
 
 
+async def _find_conversion(database_url: str, click_id: str, timeout_s: float = 10):
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            row = await conn.fetchrow("select status, sale_amount_minor from conversions where click_id = $1", click_id)
+            if row:
+                return row
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    return None
+
+
 def test_up_serves_a_click_into_postgres_and_stops_cleanly(tmp_path):
     data_dir = tmp_path / "afftok"
     proc = _start_up(data_dir)
     try:
         up = _wait_for_up_json(proc, data_dir)
-        assert {"edge_url", "api_url", "database_url", "redis_url", "demo_link", "demo_api_key"} <= set(up)
+        assert {"edge_url", "api_url", "database_url", "redis_url", "demo_link", "demo_api_key",
+                "demo_postback_url", "worker_metrics_url"} <= set(up)
 
         link = up["demo_link"].split("?")[0] + "?sub1=caf%C3%A9%20%F0%9F%98%80&sub2=a%0D%0Ab"
         response = httpx.get(link, follow_redirects=False)
@@ -93,6 +108,18 @@ def test_up_serves_a_click_into_postgres_and_stops_cleanly(tmp_path):
 
         offers = httpx.get(f"{up['api_url']}/v1/offers", headers={"Authorization": f"Bearer {up['demo_api_key']}"})
         assert offers.status_code == 200
+
+        # The README's newcomer path: the demo postback for that click becomes a conversion.
+        accepted = httpx.get(up["demo_postback_url"].replace("{click_id}", click_id))
+        assert accepted.status_code == 202, accepted.text
+        conversion = asyncio.run(_find_conversion(up["database_url"], click_id))
+        assert conversion is not None, "the postback did not become a conversion"
+        assert (conversion["status"], conversion["sale_amount_minor"]) == ("approved", 2500)
+        metrics = httpx.get(up["worker_metrics_url"]).text
+        conversions_line = [line for line in metrics.splitlines() if line.startswith("afftok_conversions_total{")]
+        # approved, flagged (httpx's user agent is a bot's, and it came within seconds of the click)
+        assert conversions_line == ['afftok_conversions_total{reason="bot_user_agent",status="approved"} 1.0'], \
+            metrics[-3000:]
 
         # A killed supervisor takes its children with it; the next start cleans up the rest.
         first_children = {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
