@@ -59,6 +59,17 @@ async def publish_key_auth(
     return await _publish(request, load, required=required)
 
 
+async def publish_organization_auth(request: Request, org_id: uuid.UUID, *, required: bool = True) -> list[str]:
+    """Republish every entry of the organization (its settings, such as ``ip_truncate``, changed)."""
+    res = resources(request)
+
+    async def load() -> Loaded:
+        async with tenant_transaction(res, org_id) as conn:
+            return await load_postback_auth(conn, org_id=org_id), set()
+
+    return await _publish(request, load, required=required)
+
+
 async def _publish(request: Request, load, *, required: bool) -> list[str]:
     res = resources(request)
     try:

@@ -13,6 +13,7 @@ from api import queries
 from api.audit import audited
 from api.auth import principal
 from api.bodies import read_json
+from api.postback_auth import publish_organization_auth
 from api.resources import publish_affected, tenant_transaction
 from api.responses import json_response
 from api.schemas import OrganizationPatch, given_fields
@@ -36,4 +37,5 @@ async def update(request: Request) -> Response:
         organization = audit.after = await queries.get_organization(conn, org_id)
     if "ip_truncate" in changes:  # even unchanged: sending it again repairs a failed publish
         await publish_affected(request, org_id)
+        await publish_organization_auth(request, org_id)  # the pixel truncates by it too
     return json_response(organization)

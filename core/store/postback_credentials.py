@@ -5,7 +5,8 @@ being down must not refuse a conversion). Its fields:
 
 - ``adv:<advertiser id>`` -> msgpack ``AdvertiserAuth``: organization, whether the
   advertiser is active, and its signing secrets that verify at the time of publishing
-  (the current ones, and those in their rotation grace with ``expires_at_ms``). The
+  (the current ones, and those in their rotation grace with ``expires_at_ms``), and the
+  organization's ``ip_truncate`` (the pixel truncates the visitor's address by it). The
   secrets are in CLEAR: an HMAC can only be verified with the secret itself, so
   Postgres (under row-level security) and this hash hold them. Guard Redis accordingly.
 - ``tok:<sha256 hex of a postback token>`` -> msgpack ``PostbackCredential`` (org,
@@ -75,7 +76,8 @@ def _ms(moment: dt.datetime | None) -> int | None:
 
 
 _ADVERTISERS = """
-select a.org_id, a.id, a.status = 'active' as active, a.postback_token_hash from advertisers a
+select a.org_id, a.id, a.status = 'active' as active, a.postback_token_hash, o.ip_truncate
+from advertisers a join organizations o on o.id = a.org_id
 where ($1::uuid is null or a.org_id = $1) and ($2::uuid[] is null or a.id = any($2))
 """
 _SECRETS = """
@@ -129,7 +131,8 @@ async def _advertiser_entries(
     entries: dict[str, bytes] = {}
     for a in await conn.fetch(_ADVERTISERS, org_id, advertiser_ids):
         org, advertiser = str(a["org_id"]), str(a["id"])
-        auth = AdvertiserAuth(org_id=org, advertiser_id=advertiser, active=a["active"], signing_secrets=secrets.get(a["id"], []))
+        auth = AdvertiserAuth(org_id=org, advertiser_id=advertiser, active=a["active"],
+                              signing_secrets=secrets.get(a["id"], []), ip_truncate=a["ip_truncate"])
         entries[advertiser_field(advertiser)] = _encoder.encode(auth)
         if a["active"] and a["postback_token_hash"] is not None:
             token = PostbackCredential(org_id=org, advertiser_id=advertiser)

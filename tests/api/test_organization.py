@@ -8,7 +8,7 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from core.models import link_config_decoder
+from core.models import advertiser_auth_decoder, link_config_decoder
 from tests.api.conftest import assert_error, create_link, create_offer, make_tenant
 
 DEFAULTS = {"ip_truncate": False, "clicks_retention_days": 90, "conversions_retention_days": 730}
@@ -55,6 +55,14 @@ async def test_turning_on_ip_truncation_republishes_the_links(client, redis, key
     assert link_config_decoder.decode(await redis.hget(keys.link_configs, token)).ip_truncate is True
     await client.patch("/v1/organization", json={"ip_truncate": False}, headers=owner.headers)
     assert link_config_decoder.decode(await redis.hget(keys.link_configs, token)).ip_truncate is False
+
+
+async def test_ip_truncation_reaches_the_pixel_through_the_advertisers_postback_entry(client, redis, keys, owner):
+    field = f"adv:{owner.advertiser_id}"
+    await client.patch("/v1/organization", json={"ip_truncate": True}, headers=owner.headers)
+    assert advertiser_auth_decoder.decode(await redis.hget(keys.postback_auth, field)).ip_truncate is True
+    await client.patch("/v1/organization", json={"ip_truncate": False}, headers=owner.headers)
+    assert advertiser_auth_decoder.decode(await redis.hget(keys.postback_auth, field)).ip_truncate is False
 
 
 BAD = [

@@ -263,3 +263,14 @@ async def test_over_https_the_click_cookie_is_samesite_none_and_secure_for_the_p
             response = await client.get("/c/tokS")
     cookie = response.headers["set-cookie"]
     assert cookie.endswith("; HttpOnly; SameSite=None; Secure"), cookie
+
+
+async def test_the_pixel_truncates_the_visitors_address_when_the_organization_does(pb, redis, keys):
+    app, client = pb
+    await redis.hset(keys.postback_auth, f"adv:{ADV}", _enc.encode(
+        AdvertiserAuth(org_id=ORG, advertiser_id=ADV, ip_truncate=True)))
+    await app.runtime.postback_auth.refresh([f"adv:{ADV}"])
+    client.cookies.set("afftok_cid", CLICK)
+    await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-1"})
+    [record] = await entries(redis, keys)
+    assert record.ip == "203.0.113.0"
