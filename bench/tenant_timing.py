@@ -16,10 +16,10 @@ import statistics
 import time
 import uuid
 
-import asyncpg
 import httpx
 import msgspec
 
+from core.db import connect
 from core.store.advertisers import create_advertiser
 from core.store.offers import create_offer
 from core.store.organizations import create_organization
@@ -54,7 +54,7 @@ class TenantTiming(msgspec.Struct, kw_only=True):
 
 
 async def create_other_org_offer(database_url: str) -> uuid.UUID:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect(database_url)
     try:
         async with conn.transaction():
             org = await create_organization(conn, OTHER_ORG_NAME)
@@ -66,7 +66,7 @@ async def create_other_org_offer(database_url: str) -> uuid.UUID:
 
 
 async def _own_offer_id(database_url: str, org_id: str) -> uuid.UUID:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect(database_url)
     try:
         return await conn.fetchval("select id from offers where org_id = $1::uuid order by created_at limit 1", org_id)
     finally:
