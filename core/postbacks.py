@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import uuid
 
 import msgspec
@@ -40,6 +41,7 @@ from core.models import APPROVED, POSTBACK_STATUSES
 from core.money import currency_exponent, parse_amount_minor
 
 METADATA_MAX_BYTES = 4096
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CLICK_ID_MAX_LENGTH = 100
 _TEXT_LIMITS = {"goal": 100, "product_id": 200, "order_id": 200, "customer_id": 200}
 
@@ -84,7 +86,7 @@ def _text(fields: dict, name: str, max_length: int, *, required: bool = False) -
         raise invalid(name, "must be a string")
     if len(value) > max_length:
         raise invalid(name, f"must be at most {max_length} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise invalid(name, "must not contain control characters")
     return value
 

@@ -274,3 +274,13 @@ async def test_the_pixel_truncates_the_visitors_address_when_the_organization_do
     await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-1"})
     [record] = await entries(redis, keys)
     assert record.ip == "203.0.113.0"
+
+
+async def test_query_values_are_url_decoded_and_bad_encodings_refused(pb, redis, keys):
+    app, client = pb
+    ok = await client.get(f"/postback?token={TOKEN}&click_id={CLICK}&external_id=order+%231%20b&goal=caf%C3%A9")
+    assert ok.status_code == 202, ok.text
+    bad = await client.get(f"/postback?token={TOKEN}&click_id={CLICK}&external_id=%ff")
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_body"
+    [record] = await entries(redis, keys)
+    assert (record.external_id, record.goal) == ("order #1 b", "café")
