@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from api import schemas as s
 from api.handlers import advertisers, affiliates, api_keys, audit_log, health, links, offers, organization, privacy
-from api.handlers import signing_secrets, usage
+from api.handlers import conversions, signing_secrets, usage
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
 from core.store.offers import Offer, OfferApproval
@@ -98,6 +98,14 @@ ENDPOINTS: list[Endpoint] = [
        "Everything stored about one data subject (exactly one selector)", SubjectExport, body=s.PrivacySubjectIn),
     _e("POST", "/v1/privacy/erase", privacy.erase, "privacy:manage",
        "Scrub a data subject's personal fields; rows and counts stay", SubjectErasure, body=s.PrivacySubjectIn),
+    _e("GET", "/v1/conversions", conversions.list_, "conversions:read",
+       "List conversions, newest first (advertiser and affiliate keys: their own, without the other side's money)",
+       s.ConversionPage, query=s.ConversionQuery),
+    _e("GET", "/v1/conversions/{conversion_id}", conversions.get, "conversions:read",
+       "Get a conversion with its status history", s.ConversionDetail),
+    _e("POST", "/v1/conversions/{conversion_id}/status", conversions.change_status, "conversions:write",
+       "Change a conversion's status by hand: approve or reject a pending one, reverse an approved one"
+       " (409 invalid_transition otherwise)", s.ConversionDetail, body=s.ConversionStatusChange),
     _e("GET", "/v1/usage", usage.get, "usage:read",
        "The plan, this month's tracked events (and overage) and active offers against its limits, and the last"
        " 12 months", s.UsageReport),

@@ -342,3 +342,85 @@ class SigningSecretCreated(SigningSecretInfo, kw_only=True):
 
 class SigningSecretList(msgspec.Struct, kw_only=True):
     data: list[SigningSecretInfo]  # those that verify signatures now, newest first
+
+
+# Conversions (/v1/conversions). Fields a role may not see are absent (api.conversion_queries).
+
+ConversionStatus = Literal["pending", "approved", "rejected", "reversed"]
+
+
+class ConversionQuery(PageQuery):
+    status: ConversionStatus | None = None
+    offer_id: uuid.UUID | None = None
+    affiliate_id: uuid.UUID | None = None
+    advertiser_id: uuid.UUID | None = None
+    click_id: ShortText | None = None
+    external_id: ShortText | None = None
+    reason: ShortText | None = None  # e.g. unknown_click, cap_reached, a fraud rule's code
+    created_from: Since | None = None
+    created_to: Until | None = None
+
+
+class ConversionView(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    click_id: str | None  # null: no click of this organization matched (reason unknown_click)
+    clicked_at: dt.datetime | None
+    offer_id: uuid.UUID | None
+    affiliate_id: uuid.UUID | None
+    link_id: uuid.UUID | None
+    goal: str | None
+    status: str
+    reason: str | None
+    fraud_flags: list[str]  # every fraud rule that fired, flag or reject
+    currency: str | None  # of revenue and payout: the offer's
+    country: str | None
+    source: str  # postback | pixel
+    received_at: dt.datetime  # when the edge accepted the first postback
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    advertiser_id: uuid.UUID | UnsetType = UNSET
+    external_id: str | UnsetType = UNSET  # the advertiser's order id
+    sale_amount_minor: int | None | UnsetType = UNSET
+    sale_currency: str | None | UnsetType = UNSET
+    revenue_minor: int | UnsetType = UNSET  # what the advertiser owes (earned once approved)
+    payout_minor: int | UnsetType = UNSET  # what the affiliate earns (earned once approved)
+    rule_applied: str | None | UnsetType = UNSET
+    product_id: str | None | UnsetType = UNSET
+    order_id: str | None | UnsetType = UNSET
+    customer_id: str | None | UnsetType = UNSET
+    metadata: dict | None | UnsetType = UNSET
+    ip: str | None | UnsetType = UNSET
+    user_agent: str | None | UnsetType = UNSET
+    postback_id: str | UnsetType = UNSET
+
+
+class StatusChangeView(msgspec.Struct, kw_only=True):
+    """One status a conversion took; the deltas are what the move changed in earned money."""
+
+    id: int
+    from_status: str | None  # null: created
+    to_status: str
+    reason: str | None
+    currency: str | None
+    correlation_id: str | None
+    created_at: dt.datetime
+    actor: str | UnsetType = UNSET  # postback:token, postback:signature, api_key:<id>, user:<sub>, pixel, system
+    revenue_delta_minor: int | UnsetType = UNSET
+    payout_delta_minor: int | UnsetType = UNSET
+
+
+class ConversionDetail(ConversionView, kw_only=True):
+    history: list[StatusChangeView]  # oldest first
+
+
+class ConversionPage(msgspec.Struct, kw_only=True):
+    data: list[ConversionView]
+    next_cursor: str | None = None
+
+
+class ConversionStatusChange(Body):
+    """An operator's move: approve or reject a pending conversion, reverse an approved one."""
+
+    status: Literal["approved", "rejected", "reversed"]
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]

@@ -45,6 +45,7 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/privacy/erase"): {"ip": "203.0.113.7"},
     ("POST", "/v1/advertisers/{advertiser_id}/postback-token"): {},
     ("POST", "/v1/advertisers/{advertiser_id}/signing-secrets"): {"grace_period_s": 3600},
+    ("POST", "/v1/conversions/{conversion_id}/status"): {"status": "approved", "reason": "checked by hand"},
 }
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
