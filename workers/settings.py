@@ -23,7 +23,9 @@ from core.settings import Settings
 from core.store.fraud_signals import load_datacenter_ranges
 from workers.click_ingest import make_consumers
 from workers.conversion_ingest import make_conversion_consumers
-from workers.maintenance import apply_retention_job, create_click_partitions_job, resync_link_configs_job
+from workers.maintenance import (
+    apply_retention_job, create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,11 @@ def worker_settings(settings: Settings) -> dict:
     return {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": keys.arq_queue,
-        "functions": [create_click_partitions_job, resync_link_configs_job],
+        "functions": [create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job],
         "cron_jobs": [
             cron(create_click_partitions_job, minute=_PARTITIONS_MINUTE, second=0, run_at_startup=True),
             cron(resync_link_configs_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
+            cron(resync_postback_auth_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
             cron(apply_retention_job, hour=_RETENTION_HOUR, minute=_RETENTION_MINUTE, second=0,
                  timeout=_RETENTION_TIMEOUT_S),
         ],

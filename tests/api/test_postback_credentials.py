@@ -279,3 +279,11 @@ async def test_a_publish_that_raced_another_writer_is_redone_from_fresh_data(red
     assert await publish_postback_auth(redis, keys, load) == ["tok:a"]
     assert len(loads) == 2
     assert await _hash(redis, keys) == {"tok:a": b"fresh", "tok:other": b"y"}
+
+
+def test_the_worker_resyncs_every_five_minutes_and_at_start(settings):
+    from workers.maintenance import resync_postback_auth_job
+    from workers.settings import worker_settings
+
+    (job,) = [c for c in worker_settings(settings)["cron_jobs"] if c.coroutine is resync_postback_auth_job]
+    assert job.minute == set(range(0, 60, 5)) and job.run_at_startup
