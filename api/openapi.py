@@ -17,8 +17,10 @@ _REF = "#/components/schemas/{name}"
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 _ERRORS = {
     "400": "Malformed request body", "401": "Missing or invalid API key", "403": "Not allowed for this key's role",
-    "404": "Not found (including ids of other organizations)", "413": "Request body too large",
-    "422": "Invalid request", "500": "Internal error",
+    "404": "Not found (including ids of other organizations)",
+    "409": "Conflicts with the current state (e.g. invalid_transition: a status move the lifecycle does not allow)",
+    "413": "Request body too large", "422": "Invalid request", "500": "Internal error",
+    "503": "Saved, but the edge could not be told yet (publish_failed); the next sync repairs it",
 }
 
 
