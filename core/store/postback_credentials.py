@@ -216,7 +216,8 @@ async def _watched(
             if not last:  # the last attempt writes whatever happened meanwhile: progress over perfection
                 await pipe.watch(keys.postback_auth)
             entries, touched = await load()
-            present = {_text(k) for k in await (pipe if not last else redis).hkeys(keys.postback_auth)} if need_present else set()
+            reader = redis if last else pipe  # a watching pipeline runs commands at once until multi()
+            present = {_text(k) for k in await reader.hkeys(keys.postback_auth)} if need_present else set()
             pipe.multi()
             result = write(pipe, entries, touched, present)
             try:
