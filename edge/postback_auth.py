@@ -13,7 +13,11 @@ authenticated from Redis on the request path: an unknown credential is refused a
 - ``token=`` (query): its hash names the advertiser → actor ``postback:token``;
 - ``AffTok-Signature: t=<unix>,v1=<hex>`` over ``"<t>.<raw body>"`` (``core.signatures``,
   ±300 s): tried against every current or not yet expired secret of the advertiser the
-  request names (``advertiser_id``) → actor ``postback:signature``;
+  request names (``advertiser_id``) → actor ``postback:signature``. The signature covers
+  the body only, so a signed request may carry no field outside it (``unsigned_fields``:
+  the query's names) but ``advertiser_id``, which only picks the secret; otherwise a
+  captured request, or any signed GET (its body is empty), could be replayed within the
+  window with other values;
 - an API key (``Authorization: Bearer`` or ``X-Api-Key``) allowed to send conversions:
   an advertiser-scoped key names its advertiser, an organization-wide one needs
   ``advertiser_id`` of its own organization → actor ``api_key:<key id>``.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 import msgspec
 import redis.asyncio as aioredis
@@ -119,12 +124,15 @@ class PostbackAuthCache:
 
     def authenticate(
         self, *, token: str | None, signature: str | None, api_key: str | None, advertiser_id: str | None,
-        body: bytes, now_ms: int,
+        body: bytes, now_ms: int, unsigned_fields: Iterable[str] = (),
     ) -> Sender:
         if token:
             credential = self._credential(credential_field("tok", token), now_ms)
             return self._sender(credential, advertiser_id, "postback:token")
         if signature:
+            unsigned = sorted(set(unsigned_fields) - {"advertiser_id"})
+            if unsigned:
+                raise Unauthorized("unauthorized", f"a signed postback sends its fields in the body, not {unsigned}")
             advertiser = self.advertiser(advertiser_id)
             if advertiser is None:
                 raise Unauthorized("unauthorized", "a signed postback must name a known advertiser_id")

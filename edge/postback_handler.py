@@ -1,7 +1,8 @@
 """Conversions into the edge: ``/postback`` (server to server) and ``/pixel.gif`` / ``/pixel.js``.
 
 ``/postback`` (GET or POST; fields in the query string, a form or a JSON object; body
-fields win over query fields of the same name):
+fields win over query fields of the same name; a signed postback sends them all in the
+body, see ``edge.postback_auth``):
 
 1. Body at most ``settings.postback_body_max_bytes`` (413), a form or JSON (415), readable
    (400). Nothing is written before the answer says accepted.
@@ -222,7 +223,7 @@ def make_postback_handlers(
                     signature=request.signature.decode("latin-1") if request.signature else None,
                     api_key=request.api_key.decode("latin-1") if request.api_key else None,
                     advertiser_id=advertiser_id if isinstance(advertiser_id, str) else None,
-                    body=body, now_ms=now_ms,
+                    body=body, now_ms=now_ms, unsigned_fields=query,
                 )
             except Unauthorized as exc:
                 log.info("postback refused (%s): %s", exc.code, exc.message)
