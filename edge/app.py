@@ -35,8 +35,8 @@ from edge.spool_replay import run_spool_replay
 
 log = logging.getLogger(__name__)
 
-GC_THRESHOLDS = (50_000, 20, 20)
-_CONVERSION_PATHS = (POSTBACK_PATH, PIXEL_GIF_PATH, PIXEL_JS_PATH)  # fewer gen-0 collections: measured faster on the click path
+GC_THRESHOLDS = (50_000, 20, 20)  # fewer gen-0 collections: measured faster on the click path
+_CONVERSION_PATHS = (POSTBACK_PATH, PIXEL_GIF_PATH, PIXEL_JS_PATH)
 
 
 class EdgeRuntime:
@@ -109,12 +109,17 @@ class EdgeRuntime:
             gc.set_threshold(*self._gc_thresholds)
 
     async def _wait_for_first_load(self, timeout_s: float) -> None:
-        """Give the config load a moment; if Redis is away, start anyway and keep trying."""
+        """Give the link config and postback credential loads a moment (a postback that
+        arrives before its credentials are in memory is refused); if Redis is away,
+        start anyway and keep trying."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await self.cache.first_attempt_done.wait()
+                await self.postback_auth.first_attempt_done.wait()
         if not self.cache.loaded:
             log.warning("starting without link configs: Redis is not answering yet")
+        if not self.postback_auth.loaded:
+            log.warning("starting without postback credentials: postbacks are refused until they load")
 
     async def _write_snapshots(self) -> None:
         while True:

@@ -68,6 +68,7 @@ class PostbackAuthCache:
         self.keys = keys
         self.entries: dict[str, AdvertiserAuth | PostbackCredential] = {}
         self.loaded = False
+        self.first_attempt_done = asyncio.Event()  # set after the first load, ok or not
 
     async def reload_all(self) -> None:
         raw = await self.redis.hgetall(self.keys.postback_auth)
@@ -80,6 +81,7 @@ class PostbackAuthCache:
         self.entries.clear()
         self.entries.update(fresh)
         self.loaded = True
+        self.first_attempt_done.set()
         log.info("loaded %d postback credentials and advertisers", len(self.entries))
 
     async def refresh(self, fields: list[str]) -> None:
@@ -110,6 +112,7 @@ class PostbackAuthCache:
                 raise
             except Exception as exc:
                 log.warning("postback auth subscription lost (%r); retrying in %.1fs", exc, delay_s)
+                self.first_attempt_done.set()
             finally:
                 try:
                     await pubsub.aclose()

@@ -43,9 +43,11 @@ def make_routes_app(runtime, registry: CollectorRegistry, lifespan) -> Starlette
                 redis_ok = bool(await runtime.redis.ping())
         except Exception:
             pass
-        ready = redis_ok and runtime.cache.loaded
+        auth_loaded = runtime.postback_auth.loaded
+        ready = redis_ok and runtime.cache.loaded and auth_loaded
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "redis": redis_ok, "config_loaded": runtime.cache.loaded},
+            {"status": "ready" if ready else "not_ready", "redis": redis_ok, "config_loaded": runtime.cache.loaded,
+             "postback_auth_loaded": auth_loaded},
             status_code=200 if ready else 503,
         )
 

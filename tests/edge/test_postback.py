@@ -288,3 +288,19 @@ async def test_query_values_are_url_decoded_and_bad_encodings_refused(pb, redis,
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_body"
     [record] = await entries(redis, keys)
     assert (record.external_id, record.goal) == ("order #1 b", "café")
+
+
+async def test_a_postback_right_after_start_is_authenticated_and_ready_waits_for_credentials(edge_settings, redis, keys):
+    import httpx
+
+    from edge.app import create_app, running
+    await publish_auth(redis, keys)
+    app = create_app(edge_settings)
+    async with running(app):  # no manual reload: start-up loads the credentials before serving
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:
+            assert (await client.get("/postback", params=GOOD)).status_code == 202
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["postback_auth_loaded"] is True
+            app.runtime.postback_auth.loaded = False  # as before the first load
+            assert (await client.get("/readyz")).status_code == 503
