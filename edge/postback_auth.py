@@ -49,6 +49,7 @@ class Sender(msgspec.Struct, frozen=True):
     org_id: str
     advertiser_id: str
     actor: str
+    ip_truncate: bool = False  # the organization stores addresses truncated
 
 
 def _decode(field: str, raw: bytes):
@@ -144,7 +145,7 @@ class PostbackAuthCache:
             for secret in secrets:
                 try:
                     verify(secret.encode(), signature, body, now_ms // 1000)
-                    return Sender(advertiser.org_id, advertiser.advertiser_id, "postback:signature")
+                    return Sender(advertiser.org_id, advertiser.advertiser_id, "postback:signature", advertiser.ip_truncate)
                 except Unauthorized as exc:
                     last = exc
             raise last
@@ -168,7 +169,7 @@ class PostbackAuthCache:
         advertiser = self.advertiser(named)
         if advertiser is None or advertiser.org_id != credential.org_id:
             raise Unauthorized("unauthorized", "unknown or inactive advertiser")
-        return Sender(credential.org_id, advertiser.advertiser_id, actor)
+        return Sender(credential.org_id, advertiser.advertiser_id, actor, advertiser.ip_truncate)
 
 
 _field_list_decoder = msgspec.msgpack.Decoder(list[str])

@@ -244,7 +244,7 @@ def make_postback_handlers(
             postback_id, now_ms, sender.org_id, sender.advertiser_id, "postback", sender.actor,
             checked.click_id, checked.external_id, checked.status, checked.amount_minor, checked.currency,
             checked.goal, checked.product_id, checked.order_id, checked.customer_id, checked.metadata,
-            checked.ip, None, checked.country, correlation,
+            truncate_ip(checked.ip) if sender.ip_truncate else checked.ip, None, checked.country, correlation,
         ))
         payload = orjson.dumps({"status": "accepted", "correlation_id": correlation, "postback_id": postback_id})
         await _send(send, 202, [_JSON, _NO_STORE], payload)

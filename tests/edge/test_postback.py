@@ -304,3 +304,14 @@ async def test_a_postback_right_after_start_is_authenticated_and_ready_waits_for
             assert ready.status_code == 200 and ready.json()["postback_auth_loaded"] is True
             app.runtime.postback_auth.loaded = False  # as before the first load
             assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_a_postbacks_customer_address_is_truncated_when_the_organization_does(pb, redis, keys):
+    app, client = pb
+    await redis.hset(keys.postback_auth, f"adv:{ADV}", _enc.encode(
+        AdvertiserAuth(org_id=ORG, advertiser_id=ADV, ip_truncate=True)))
+    await app.runtime.postback_auth.refresh([f"adv:{ADV}"])
+    response = await client.get("/postback", params={**GOOD, "ip": "198.51.100.77", "country": "de"})
+    assert response.status_code == 202, response.text
+    [record] = await entries(redis, keys)
+    assert (record.ip, record.country) == ("198.51.100.0", "DE")
