@@ -22,6 +22,12 @@ SECRET = "whsec_current"
 OLD_SECRET = "whsec_expired"
 API_KEY = "aft_live_" + "A" * 43
 CLICK = "0" * 44
+OTHER_ORG = "77777777-7777-7777-7777-777777777777"
+INACTIVE_ADV = "88888888-8888-8888-8888-888888888888"
+EXPIRED_TOKEN = "pbt_expired"
+EXPIRED_KEY = "aft_live_" + "E" * 43
+INACTIVE_TOKEN = "pbt_inactive"
+FOREIGN_TOKEN = "pbt_other_org"  # another organization's credential naming our advertiser
 _enc = msgspec.msgpack.Encoder()
 
 
@@ -34,6 +40,13 @@ async def publish_auth(redis, keys, **extra) -> None:
             SigningSecret("whsec_other")])),
         credential_field("tok", TOKEN): _enc.encode(PostbackCredential(org_id=ORG, advertiser_id=ADV)),
         credential_field("key", API_KEY): _enc.encode(PostbackCredential(org_id=ORG, key_id="k1")),
+        f"adv:{INACTIVE_ADV}": _enc.encode(AdvertiserAuth(org_id=ORG, advertiser_id=INACTIVE_ADV, active=False)),
+        credential_field("tok", EXPIRED_TOKEN): _enc.encode(PostbackCredential(
+            org_id=ORG, advertiser_id=ADV, expires_at_ms=now_ms - 1)),
+        credential_field("key", EXPIRED_KEY): _enc.encode(PostbackCredential(
+            org_id=ORG, advertiser_id=ADV, key_id="k2", expires_at_ms=now_ms - 1)),
+        credential_field("tok", INACTIVE_TOKEN): _enc.encode(PostbackCredential(org_id=ORG, advertiser_id=INACTIVE_ADV)),
+        credential_field("tok", FOREIGN_TOKEN): _enc.encode(PostbackCredential(org_id=OTHER_ORG, advertiser_id=ADV)),
         **extra,
     }
     await redis.hset(keys.postback_auth, mapping=fields)
@@ -132,6 +145,13 @@ BAD = [
      {"X-Api-Key": "aft_live_" + "B" * 43}, 401, "unauthorized"),
     ("org key without advertiser", "GET", {k: v for k, v in GOOD.items() if k != "token"}, None,
      {"Authorization": f"Bearer {API_KEY}"}, 401, "unauthorized"),
+    ("expired token", "GET", {**GOOD, "token": EXPIRED_TOKEN}, None, {}, 401, "unauthorized"),
+    ("expired API key", "GET", {k: v for k, v in GOOD.items() if k != "token"}, None,
+     {"X-Api-Key": EXPIRED_KEY}, 401, "unauthorized"),
+    ("inactive advertiser", "GET", {**GOOD, "token": INACTIVE_TOKEN}, None, {}, 401, "unauthorized"),
+    ("another organization's credential", "GET", {**GOOD, "token": FOREIGN_TOKEN}, None, {}, 401, "unauthorized"),
+    ("org key naming an inactive advertiser", "GET", {k: v for k, v in GOOD.items() if k != "token"}
+     | {"advertiser_id": INACTIVE_ADV}, None, {"Authorization": f"Bearer {API_KEY}"}, 401, "unauthorized"),
     ("token for another advertiser", "GET", {**GOOD, "advertiser_id": OTHER_ADV}, None, {}, 401, "unauthorized"),
     ("bad signature", "POST", {}, _json(), {"AffTok-Signature": f"t={NOW},v1={'0' * 64}",
                                               "content-type": "application/json"}, 401, "unauthorized"),
@@ -153,6 +173,13 @@ BAD = [
     ("decimals for JPY", "GET", {**GOOD, "amount": "1.5", "currency": "JPY"}, None, {}, 422, "invalid_postback"),
     ("amount not a number", "GET", {**GOOD, "amount": "12abc", "currency": "USD"}, None, {}, 422, "invalid_postback"),
     ("unknown currency", "GET", {**GOOD, "amount": "1", "currency": "XYZ"}, None, {}, 422, "invalid_postback"),
+    ("currency XXX (no minor unit)", "GET", {**GOOD, "amount": "1", "currency": "XXX"}, None, {}, 422, "invalid_postback"),
+    ("currency usd1", "GET", {**GOOD, "amount": "1", "currency": "usd1"}, None, {}, 422, "invalid_postback"),
+    ("amount abc", "GET", {**GOOD, "amount": "abc", "currency": "USD"}, None, {}, 422, "invalid_postback"),
+    ("JSON amount as a boolean", "POST", {"token": TOKEN}, json.dumps({**GOOD, "amount": True, "currency": "USD"}).encode(),
+     {"content-type": "application/json"}, 422, "invalid_postback"),
+    ("JSON amount too large", "POST", {"token": TOKEN}, json.dumps({**GOOD, "amount": 1e300, "currency": "USD"}).encode(),
+     {"content-type": "application/json"}, 422, "invalid_postback"),
     ("lower-case currency", "GET", {**GOOD, "amount": "1", "currency": "usd"}, None, {}, 422, "invalid_postback"),
     ("amount without currency", "GET", {**GOOD, "amount": "1"}, None, {}, 422, "invalid_postback"),
     ("missing external_id", "GET", {k: v for k, v in GOOD.items() if k != "external_id"}, None, {}, 422, "invalid_postback"),
@@ -315,3 +342,16 @@ async def test_a_postbacks_customer_address_is_truncated_when_the_organization_d
     assert response.status_code == 202, response.text
     [record] = await entries(redis, keys)
     assert (record.ip, record.country) == ("198.51.100.0", "DE")
+
+
+async def test_an_oversized_body_without_a_length_is_refused_while_it_streams(pb, redis, keys):
+    app, client = pb
+
+    async def chunks():
+        for _ in range(40):
+            yield b'{"pad": "' + b"x" * 1000 + b'", '
+
+    response = await client.post("/postback", params={"token": TOKEN}, content=chunks(),
+                                 headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+    assert await redis.xlen(keys.conversion_stream(0)) == 0
