@@ -51,17 +51,31 @@ USER_AGENT_MAX_CHARS = 1024
 
 _GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
         b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-# <script src="https://edge/pixel.js" data-advertiser-id="…" data-external-id="…"
-#         data-amount="…" data-currency="…" data-goal="…" async></script>
-_PIXEL_JS = b"""(function () {
-  var s = document.currentScript; if (!s) return;
-  var base = s.src.replace(/\\/pixel\\.js(\\?.*)?$/, "/pixel.gif"), q = [];
-  ["advertiser-id", "external-id", "amount", "currency", "goal", "product-id", "order-id", "click-id"].forEach(function (n) {
-    var v = s.getAttribute("data-" + n);
-    if (v) q.push(n.replace(/-/g, "_") + "=" + encodeURIComponent(v));
-  });
-  new Image(1, 1).src = base + "?" + q.join("&") + "&r=" + Date.now();
-})();
+# Either attributes on the tag (sent on load when data-external-id is there):
+#   <script async src="https://<edge>/pixel.js" data-advertiser-id="…" data-external-id="…"
+#           data-amount="…" data-currency="…" data-goal="…"></script>
+# or calls, queued until the script is in (data-advertiser-id is the default advertiser):
+#   window.afftok = window.afftok || function () { (afftok.q = afftok.q || []).push(arguments); };
+#   afftok("conversion", {advertiser_id: "…", external_id: "…", amount: "9.99", currency: "EUR"});
+_PIXEL_JS = rb"""(function (w, d) {
+  var s = d.currentScript; if (!s) return;
+  var base = s.src.replace(/\/pixel\.js(\?.*)?$/, "/pixel.gif"), tag = {};
+  ["advertiser-id", "external-id", "amount", "currency", "goal", "product-id", "order-id", "customer-id",
+   "click-id"].forEach(function (n) { var v = s.getAttribute("data-" + n); if (v) tag[n.replace(/-/g, "_")] = v; });
+  function send(p) {
+    var q = [], k, v, all = {advertiser_id: tag.advertiser_id};
+    for (k in p) all[k] = p[k];
+    for (k in all) {
+      v = all[k];
+      if (v != null && v !== "") q.push(encodeURIComponent(k) + "=" + encodeURIComponent(typeof v == "object" ? JSON.stringify(v) : v));
+    }
+    new Image(1, 1).src = base + "?" + q.join("&") + "&r=" + Date.now();
+  }
+  var queued = (w.afftok && w.afftok.q) || [];
+  w.afftok = function (command, params) { if (command == "conversion") send(params || {}); };
+  for (var i = 0; i < queued.length; i++) w.afftok.apply(null, queued[i]);
+  if (tag.external_id) send(tag);
+})(window, document);
 """
 _JSON = (b"content-type", b"application/json")
 _NO_STORE = (b"cache-control", b"no-store")
