@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
 
 import msgspec
@@ -123,6 +124,8 @@ class PostbackAuthCache:
             delay_s = min(delay_s * 2, RETRY_MAX_S)
 
     def advertiser(self, advertiser_id: str | None) -> AdvertiserAuth | None:
+        """The active advertiser ``advertiser_id`` names (any spelling of its UUID), or None."""
+        advertiser_id = canonical_uuid(advertiser_id)
         entry = self.entries.get(f"adv:{advertiser_id}") if advertiser_id else None
         return entry if isinstance(entry, AdvertiserAuth) and entry.active else None
 
@@ -130,6 +133,7 @@ class PostbackAuthCache:
         self, *, token: str | None, signature: str | None, api_key: str | None, advertiser_id: str | None,
         body: bytes, now_ms: int, unsigned_fields: Iterable[str] = (),
     ) -> Sender:
+        advertiser_id = canonical_uuid(advertiser_id)
         if token:
             credential = self._credential(credential_field("tok", token), now_ms)
             return self._sender(credential, advertiser_id, "postback:token")
@@ -170,6 +174,16 @@ class PostbackAuthCache:
         if advertiser is None or advertiser.org_id != credential.org_id:
             raise Unauthorized("unauthorized", "unknown or inactive advertiser")
         return Sender(credential.org_id, advertiser.advertiser_id, actor, advertiser.ip_truncate)
+
+
+def canonical_uuid(value: str | None) -> str | None:
+    """``value`` as the api writes UUIDs (lower case, hyphenated), None if it is none."""
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError):
+        return None
 
 
 _field_list_decoder = msgspec.msgpack.Decoder(list[str])

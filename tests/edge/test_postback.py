@@ -355,3 +355,17 @@ async def test_an_oversized_body_without_a_length_is_refused_while_it_streams(pb
                                  headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
     assert await redis.xlen(keys.conversion_stream(0)) == 0
+
+
+async def test_an_upper_case_advertiser_id_names_the_same_advertiser(pb, redis, keys):
+    app, client = pb
+    hex_adv = "abcdef00-0000-4000-8000-00000000abcd"
+    await redis.hset(keys.postback_auth, f"adv:{hex_adv}", _enc.encode(AdvertiserAuth(org_id=ORG, advertiser_id=hex_adv)))
+    await app.runtime.postback_auth.refresh([f"adv:{hex_adv}"])
+    params = {"click_id": CLICK, "external_id": "o-up", "advertiser_id": hex_adv.upper()}
+    response = await client.get("/postback", params=params, headers={"X-Api-Key": API_KEY})
+    assert response.status_code == 202, response.text
+    client.cookies.set("afftok_cid", CLICK)
+    await client.get("/pixel.gif", params={"advertiser_id": hex_adv.upper(), "external_id": "p-up"})
+    assert [(r.external_id, r.advertiser_id) for r in await entries(redis, keys)] == [
+        ("o-up", hex_adv), ("p-up", hex_adv)]
