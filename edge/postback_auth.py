@@ -7,6 +7,9 @@ The api publishes the Redis hash ``keys.postback_auth`` (``core.store.postback_c
 change message on ``keys.postback_auth_changes`` names (an empty list: everything),
 the same way ``edge.config_cache`` follows link configs. A postback is never
 authenticated from Redis on the request path: an unknown credential is refused at once.
+A full reload that finds the hash empty while memory is not keeps memory: that is a
+Redis that lost its data until the api re-syncs it (at its start and every 5 minutes),
+and refusing every advertiser meanwhile would lose their conversions (few retry a 401).
 
 ``authenticate`` answers who sent a postback, or raises ``Unauthorized``:
 
@@ -80,8 +83,11 @@ class PostbackAuthCache:
             entry = _decode(field, value)
             if entry is not None:
                 fresh[field] = entry
-        self.entries.clear()
-        self.entries.update(fresh)
+        if not fresh and self.entries:
+            log.warning("postback auth hash is empty; keeping %d cached entries until it is re-synced", len(self.entries))
+        else:
+            self.entries.clear()
+            self.entries.update(fresh)
         self.loaded = True
         self.first_attempt_done.set()
         log.info("loaded %d postback credentials and advertisers", len(self.entries))

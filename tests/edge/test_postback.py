@@ -369,3 +369,16 @@ async def test_an_upper_case_advertiser_id_names_the_same_advertiser(pb, redis, 
     await client.get("/pixel.gif", params={"advertiser_id": hex_adv.upper(), "external_id": "p-up"})
     assert [(r.external_id, r.advertiser_id) for r in await entries(redis, keys)] == [
         ("o-up", hex_adv), ("p-up", hex_adv)]
+
+
+async def test_an_emptied_hash_keeps_the_credentials_in_memory_until_it_is_resynced(pb, redis, keys):
+    app, client = pb
+    await redis.delete(keys.postback_auth)  # a Redis restarted without its data
+    await app.runtime.postback_auth.reload_all()
+    assert (await client.get("/postback", params=GOOD)).status_code == 202
+    await publish_auth(redis, keys, **{credential_field("tok", "pbt_new"): _enc.encode(
+        PostbackCredential(org_id=ORG, advertiser_id=ADV))})  # the api's resync
+    await redis.hdel(keys.postback_auth, credential_field("tok", TOKEN))
+    await app.runtime.postback_auth.reload_all()
+    assert (await client.get("/postback", params=GOOD)).status_code == 401
+    assert (await client.get("/postback", params={**GOOD, "token": "pbt_new"})).status_code == 202
