@@ -53,9 +53,10 @@ def record_problem(record: ClickRecord) -> str | None:
     return None
 
 
-def entry_click_count(fields: dict[bytes, bytes] | None) -> int:
-    """Clicks in an entry without decoding it: the msgpack array header holds the count."""
-    payload = (fields or {}).get(b"c", b"")
+def entry_click_count(fields: dict[bytes, bytes] | None, field: bytes = b"c") -> int:
+    """Records in an entry without decoding it: the msgpack array header holds the count
+    (``field`` ``c`` for clicks, ``p`` for postbacks)."""
+    payload = (fields or {}).get(field, b"")
     if not payload:
         return 0
     head = payload[0]

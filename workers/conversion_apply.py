@@ -47,8 +47,8 @@ from core.store import conversion_caps
 from core.store.conversion_status import move_conversion, offer_caps
 from core.store.conversions import (
     ClickFacts, HistoryRow, NewConversion, OutboxRow, StoredConversion, Wait, at_ms, conversion_event, dedupe_key,
-    insert_conversion, insert_history, insert_outbox, insert_waits, load_clicks, lock_conversions, take_due_waits,
-    waiting_keys,
+    insert_conversions, insert_history, insert_outbox, insert_waits, load_clicks, lock_conversions, take_due_waits,
+    stored_of, waiting_keys,
 )
 from core.store.fraud_signals import gather_signals
 from core.store.usage import record_tracked_events
@@ -89,6 +89,7 @@ class _Batch:
         self.approvals: dict = {}
         self.approved_before: dict = {}  # (org, offer, affiliate, month) -> approvals before this batch
         self.events: Counter = Counter()  # (org, month) -> new conversions (usage)
+        self.inserts: list[tuple[StoredConversion, NewConversion]] = []  # written in one round trip
 
     async def run(self, records: Sequence[PostbackRecord]) -> Applied:
         due = await take_due_waits(self.conn, self.now, self.settings.conversion_batch_max)
@@ -128,6 +129,7 @@ class _Batch:
                 continue
             existing[key] = await self._create(record, click)
 
+        await self._flush_inserts()
         await insert_waits(self.conn, self.waits)
         await insert_history(self.conn, self.history)
         await insert_outbox(self.conn, self.outbox)
@@ -146,6 +148,10 @@ class _Batch:
             return None  # another organization's (or advertiser's) click is an unknown one
         return click
 
+    async def _flush_inserts(self) -> None:
+        await insert_conversions(self.conn, self.inserts)
+        self.inserts = []
+
     async def _move(self, stored: StoredConversion, record: PostbackRecord) -> None:
         target = target_of_postback(stored.status, record.status)
         if target == stored.status:
@@ -155,6 +161,7 @@ class _Batch:
             self.applied.invalid_transitions += 1
             self.applied.conversions[(stored.status, INVALID_TRANSITION)] += 1
             return
+        await self._flush_inserts()  # the row moved may be one this batch created
         caps = await offer_caps(self.conn, stored.org_id, stored.offer_id)
         _change, history, event = await move_conversion(
             self.conn, stored, target, reason=None, actor=record.actor, correlation_id=record.correlation_id,
@@ -170,7 +177,8 @@ class _Batch:
         reached: list[str] = []
         if click is not None:
             reached = await self._judge(new, record, click)
-        stored = await insert_conversion(self.conn, new)
+        stored = stored_of(new)
+        self.inserts.append((stored, new))
         first = creation(stored.status, stored.revenue_minor, stored.payout_minor)
         self.history.append(HistoryRow(
             org_id=stored.org_id, conversion_id=stored.id, from_status=None, to_status=stored.status,
@@ -208,6 +216,8 @@ class _Batch:
             new.status, new.reason = REJECTED, OUTSIDE_WINDOW
             return []
 
+        if click.fraud_policy.repeat_ip_max_earlier is not None:
+            await self._flush_inserts()  # earlier conversions of this batch count as earlier
         signals = await gather_signals(
             self.conn, click.fraud_policy, org_id=click.org_id, offer_id=click.offer_id, clicked_at=click.clicked_at,
             converted_at=received, ip=new.ip, user_agent=new.user_agent, click_country=click.country,

@@ -35,6 +35,7 @@ from core.models import CONVERSION_BATCH_VERSION, PostbackRecord, postback_batch
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.errors import is_data_error
+from workers.click_entries import entry_click_count
 from workers.click_ingest import default_consumer_name
 from workers.click_streams import ClickStreams, StreamEntry
 from workers.conversion_apply import Applied, apply_postbacks
@@ -101,6 +102,7 @@ class ConversionIngest:
         self._recover_own = True
         self._next_reclaim_s = -math.inf
         self._last_read = 0
+        self._per_entry = max(1, settings.postback_batch_max)  # pessimistic until seen
 
     async def run_once(self) -> Applied:
         """One cycle: collect entries, apply them with the due waits, ack. Raises on failure."""
@@ -151,22 +153,44 @@ class ConversionIngest:
     # -- collecting ------------------------------------------------------------------
 
     async def _collect(self) -> list[StreamEntry]:
+        """Up to about ``conversion_batch_max`` postbacks: this name's leftovers first, then
+        entries idle on dead consumers, then new ones (waiting briefly when there are none)."""
         limit = self.settings.conversion_batch_max
         batch: dict[tuple[str, str], StreamEntry] = {}
+        records = 0
 
-        def add(got: list[StreamEntry]) -> None:
-            for entry in got:
-                batch.setdefault((entry.stream, entry.entry_id), entry)
+        def add(got: list[StreamEntry]) -> bool:
+            nonlocal records
+            fresh = [e for e in got if (e.stream, e.entry_id) not in batch]
+            sizes = [entry_click_count(e.fields, b"p") for e in fresh]
+            for entry in fresh:
+                batch[(entry.stream, entry.entry_id)] = entry
+            records += sum(sizes)
+            if sizes:  # the largest entry of the last read: overshoot stays within one read's spread
+                self._per_entry = max(1, max(sizes))
+            return bool(fresh)
+
+        def wanted() -> int:  # entries to ask for so the batch lands near the limit
+            return max(1, min(math.ceil((limit - records) / self._per_entry), 1000))
 
         if self._recover_own:
-            add(await self.streams.read_own_pending(limit))
-            self._recover_own = False
-        if time.monotonic() >= self._next_reclaim_s:
-            add(await self.streams.reclaim(self.settings.ingest_reclaim_idle_ms, limit))
+            after: dict[str, str] = {}
+            while records < limit:
+                got = await self.streams.read_own_pending(wanted(), after)
+                for entry in got:
+                    after[entry.stream] = entry.entry_id
+                if not add(got):
+                    break
+            self._recover_own = records >= limit  # a full batch: more may be left for the next cycle
+        if records < limit and time.monotonic() >= self._next_reclaim_s:
+            add(await self.streams.reclaim(self.settings.ingest_reclaim_idle_ms, wanted()))
             self._next_reclaim_s = time.monotonic() + self.settings.ingest_reclaim_interval_ms / 1000
-        if not batch:
-            # Block for new entries, but not past the next due wait's retry.
-            add(await self.streams.read_new(limit, block_ms=self.settings.conversion_batch_max_wait_ms))
+        block_ms = self.settings.conversion_batch_max_wait_ms if not batch else None
+        while records < limit:
+            # Block for new entries only when there is nothing yet (waits are due every cycle).
+            if not add(await self.streams.read_new(wanted(), block_ms=block_ms)):
+                break
+            block_ms = None
         self._last_read = len(batch)
         return list(batch.values())
 

@@ -58,7 +58,7 @@ async def move_conversion(
     claim = None
     if conversion.offer_id is not None and conversion.affiliate_id is not None:
         claim = conversion_caps.CapClaim(conversion.org_id, conversion.offer_id, conversion.affiliate_id,
-                                         conversion.created_at, conversion.payout_minor)
+                                         conversion.received_at, conversion.payout_minor)
     counted = conversion.cap_counted
     if claim is not None:
         if target in (REJECTED, REVERSED) and counted:
@@ -70,7 +70,7 @@ async def move_conversion(
         delta = 1 if target == APPROVED else -1 if step.from_status == APPROVED else 0
         if delta:
             key = (conversion.org_id, conversion.offer_id, conversion.affiliate_id,
-                   conversion_caps.month_of(conversion.created_at))
+                   conversion_caps.month_of(conversion.received_at))
             if approvals is None:
                 await conversion_caps.count_approvals(conn, {key: delta})
             else:

@@ -120,7 +120,7 @@ class StoredConversion(msgspec.Struct, kw_only=True):
     payout_minor: int
     currency: str | None
     cap_counted: bool
-    created_at: dt.datetime
+    received_at: dt.datetime  # when the edge accepted its first postback: its day and month for caps
 
     @property
     def key(self) -> DedupeKey:
@@ -128,7 +128,7 @@ class StoredConversion(msgspec.Struct, kw_only=True):
 
 
 _COLUMNS = ("id, org_id, advertiser_id, external_id, goal, status, reason, offer_id, affiliate_id, click_id,"
-            " revenue_minor, payout_minor, rtrim(currency) as currency, cap_counted, created_at")
+            " revenue_minor, payout_minor, rtrim(currency) as currency, cap_counted, received_at")
 
 
 def _stored(row) -> StoredConversion:
@@ -173,27 +173,44 @@ class NewConversion(msgspec.Struct, kw_only=True):
 
 
 _INSERT = """
-insert into conversions (org_id, advertiser_id, click_id, clicked_at, offer_id, affiliate_id, link_id,
+insert into conversions (id, org_id, advertiser_id, click_id, clicked_at, offer_id, affiliate_id, link_id,
     external_id, goal, status, reason, fraud_flags, sale_amount_minor, sale_currency, revenue_minor, payout_minor,
     currency, rule_applied, product_id, order_id, customer_id, metadata, ip, user_agent, country, source,
     postback_id, received_at, cap_counted)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-        $22::text::jsonb, $23::inet, $24, $25, $26, $27, $28, $29)
-returning """ + _COLUMNS
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+        $23::text::jsonb, $24::inet, $25, $26, $27, $28, $29, $30)
+"""
 
 
-async def insert_conversion(conn: asyncpg.Connection, new: NewConversion) -> StoredConversion:
+def stored_of(new: NewConversion) -> StoredConversion:
+    """The row ``insert_conversions`` will write for ``new``, with a fresh id."""
     r, click = new.record, new.click
-    row = await conn.fetchrow(
-        _INSERT, uuid.UUID(r.org_id), uuid.UUID(r.advertiser_id), r.click_id,
-        click.clicked_at if click else None, click.offer_id if click else None,
-        click.affiliate_id if click else None, click.link_id if click else None,
-        r.external_id, r.goal, new.status, new.reason, new.fraud_flags, r.amount_minor,
-        r.currency if r.amount_minor is not None else None, new.revenue_minor, new.payout_minor, new.currency,
-        new.rule_applied, r.product_id, r.order_id, r.customer_id, r.metadata, new.ip, new.user_agent, new.country,
-        r.source, r.postback_id, at_ms(r.ts_ms), new.cap_counted,
+    return StoredConversion(
+        id=uuid.uuid4(), org_id=uuid.UUID(r.org_id), advertiser_id=uuid.UUID(r.advertiser_id),
+        external_id=r.external_id, goal=r.goal, status=new.status, reason=new.reason,
+        offer_id=click.offer_id if click else None, affiliate_id=click.affiliate_id if click else None,
+        click_id=r.click_id, revenue_minor=new.revenue_minor, payout_minor=new.payout_minor, currency=new.currency,
+        cap_counted=new.cap_counted, received_at=at_ms(r.ts_ms),
     )
-    return _stored(row)
+
+
+async def insert_conversions(conn: asyncpg.Connection, rows: Sequence[tuple[StoredConversion, NewConversion]]) -> None:
+    """Insert new conversions in one pipelined round trip. A row whose dedupe key another
+    transaction inserted meanwhile fails the whole transaction (the worker retries it)."""
+    if not rows:
+        return
+    args = []
+    for stored, new in rows:
+        r, click = new.record, new.click
+        args.append((
+            stored.id, stored.org_id, stored.advertiser_id, r.click_id, click.clicked_at if click else None,
+            stored.offer_id, stored.affiliate_id, click.link_id if click else None, r.external_id, r.goal,
+            stored.status, stored.reason, new.fraud_flags, r.amount_minor,
+            r.currency if r.amount_minor is not None else None, stored.revenue_minor, stored.payout_minor,
+            stored.currency, new.rule_applied, r.product_id, r.order_id, r.customer_id, r.metadata, new.ip,
+            new.user_agent, new.country, r.source, r.postback_id, stored.received_at, stored.cap_counted,
+        ))
+    await conn.executemany(_INSERT, args)
 
 
 async def update_status(
