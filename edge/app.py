@@ -1,7 +1,7 @@
 """The edge application: ``create_app(settings)`` returns the ASGI app.
 
 A tiny dispatcher sends ``/c/...`` straight to the raw click handler, ``/postback``
-and the pixel paths to theirs (``edge.postback_handler``), and everything else
+and the pixel paths to theirs (``edge.postback_handler``, ``edge.pixel_handler``), and everything else
 (health, metrics, lifespan) to a small Starlette app. Start-up and shutdown live
 in ``EdgeRuntime``; the ASGI lifespan runs them, and tests (whose ASGI transport runs
 no lifespan) use ``async with running(app)``.
@@ -28,7 +28,8 @@ from edge.committer import POSTBACKS, GroupCommitter
 from edge.config_cache import ConfigCache
 from edge.metrics import SNAPSHOT_INTERVAL_S, EdgeCollector, EdgeMetrics, SnapshotFiles
 from edge.postback_auth import PostbackAuthCache
-from edge.postback_handler import PIXEL_GIF_PATH, PIXEL_JS_PATH, POSTBACK_PATH, make_postback_handlers
+from edge.pixel_handler import PIXEL_GIF_PATH, PIXEL_JS_PATH, make_pixel_handler
+from edge.postback_handler import POSTBACK_PATH, make_postback_handler
 from edge.routes import make_routes_app
 from edge.spool import Spool
 from edge.spool_replay import run_spool_replay
@@ -139,8 +140,9 @@ class EdgeApp:
         self.registry.register(EdgeCollector(self.runtime.metrics, self.runtime.snapshots))
         self.routes = make_routes_app(self.runtime, self.registry, self._lifespan)
         self._handle_click = make_click_handler(settings, self.runtime.cache, self.runtime.committer, self.runtime.metrics)
-        self._handle_postback, self._handle_pixel = make_postback_handlers(
-            settings, self.runtime.postback_auth, self.runtime.postback_committer, self.runtime.metrics)
+        conversion_parts = (settings, self.runtime.postback_auth, self.runtime.postback_committer, self.runtime.metrics)
+        self._handle_postback = make_postback_handler(*conversion_parts)
+        self._handle_pixel = make_pixel_handler(*conversion_parts)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(CLICK_PATH_PREFIX):
