@@ -89,7 +89,7 @@ def make_pixel_handler(settings: Settings, auth: PostbackAuthCache, committer: G
         metrics.observe_pixel(outcome)
 
     async def _record_pixel(scope) -> str:
-        if scope["method"] not in ("GET", "HEAD"):
+        if scope["method"] != "GET":  # a HEAD (prefetchers, link checkers) has no side effects
             return "method_not_allowed"
         request = RequestHeaders(scope["headers"], country_header)
         try:

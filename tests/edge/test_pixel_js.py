@@ -68,3 +68,15 @@ async def test_a_tag_without_an_external_id_sends_nothing_until_called(pb):
     app, client = pb
     script = await client.get("/pixel.js")
     assert len(run_page(script.content, {"data-advertiser-id": ADV})) == 2  # the two calls only
+
+
+async def test_a_head_request_answers_the_image_and_records_nothing(pb, redis, keys):
+    app, client = pb
+    client.cookies.set("afftok_cid", CLICK)
+    response = await client.head("/pixel.gif", params={"advertiser_id": ADV, "external_id": "prefetch"})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/gif"
+    assert await redis.xlen(keys.conversion_stream(0)) == 0
+    await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "real"})
+    text = (await client.get("/metrics")).text
+    assert 'afftok_pixels_total{outcome="accepted"} 1.0' in text
+    assert 'afftok_pixels_total{outcome="method_not_allowed"} 1.0' in text
