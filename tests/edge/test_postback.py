@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import msgspec
 import pytest
@@ -253,58 +252,6 @@ async def test_metrics_count_postbacks_and_their_latency(pb):
     assert 'afftok_postbacks_total{outcome="unauthorized"} 1.0' in text
     assert "afftok_postback_latency_seconds_count 1.0" in text
 
-
-async def test_the_pixel_records_a_pending_conversion_from_the_cookie_and_always_answers_a_gif(pb, redis, keys):
-    app, client = pb
-    no_click = await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-3"})
-    client.cookies.set("afftok_cid", CLICK)  # as the redirect left it
-    ok = await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-1", "amount": "9.99",
-                                                "currency": "EUR"},
-                          headers={"user-agent": "Mozilla/5.0", "cf-ipcountry": "FR"})
-    unknown = await client.get("/pixel.gif", params={"advertiser_id": str(uuid.uuid4()), "external_id": "p-2"})
-    bad = await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-4", "amount": "x",
-                                                 "currency": "EUR"})
-    for response in (ok, unknown, no_click, bad):
-        assert response.status_code == 200 and response.headers["content-type"] == "image/gif"
-        assert response.content.startswith(b"GIF89a")
-    [record] = await entries(redis, keys)
-    assert (record.source, record.actor, record.status, record.click_id) == ("pixel", "pixel", "pending", CLICK)
-    assert (record.amount_minor, record.currency, record.ip, record.user_agent, record.country) == (
-        999, "EUR", "203.0.113.7", "Mozilla/5.0", "FR")
-    assert app.runtime.metrics.pixels == {"accepted": 1, "unknown_advertiser": 1, "no_click_id": 1,
-                                          "invalid_postback": 1}
-    js = await client.get("/pixel.js")
-    assert js.status_code == 200 and b"pixel.gif" in js.content and "max-age" in js.headers["cache-control"]
-
-
-async def test_over_https_the_click_cookie_is_samesite_none_and_secure_for_the_pixel(redis, keys, tmp_path, redis_url, redis_prefix):
-    import httpx
-
-    from core.settings import load_settings
-    from edge.app import create_app, running
-    from tests.edge.conftest import link
-    from core.store.link_configs import publish_links
-    await publish_links(redis, keys, [link("tokS")])
-    settings = load_settings({}, redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path / "d",
-                             spool_fsync=False, public_edge_url="https://track.example")
-    app = create_app(settings)
-    async with running(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 1))
-        async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:
-            response = await client.get("/c/tokS")
-    cookie = response.headers["set-cookie"]
-    assert cookie.endswith("; HttpOnly; SameSite=None; Secure"), cookie
-
-
-async def test_the_pixel_truncates_the_visitors_address_when_the_organization_does(pb, redis, keys):
-    app, client = pb
-    await redis.hset(keys.postback_auth, f"adv:{ADV}", _enc.encode(
-        AdvertiserAuth(org_id=ORG, advertiser_id=ADV, ip_truncate=True)))
-    await app.runtime.postback_auth.refresh([f"adv:{ADV}"])
-    client.cookies.set("afftok_cid", CLICK)
-    await client.get("/pixel.gif", params={"advertiser_id": ADV, "external_id": "p-1"})
-    [record] = await entries(redis, keys)
-    assert record.ip == "203.0.113.0"
 
 
 async def test_query_values_are_url_decoded_and_bad_encodings_refused(pb, redis, keys):
