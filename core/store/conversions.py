@@ -17,6 +17,7 @@ Everything here runs inside the worker's one transaction per batch; the caller d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Iterable, Sequence
 
@@ -101,8 +102,14 @@ async def load_clicks(conn: asyncpg.Connection, click_ids: Iterable[str]) -> dic
 DedupeKey = tuple[uuid.UUID, uuid.UUID, str, str]  # org, advertiser, external_id, goal_key
 
 
+@functools.lru_cache(maxsize=4096)
+def _uuid(text: str) -> uuid.UUID:
+    """A batch names few organizations and advertisers many times: parse each once."""
+    return uuid.UUID(text)
+
+
 def dedupe_key(record: PostbackRecord) -> DedupeKey:
-    return (uuid.UUID(record.org_id), uuid.UUID(record.advertiser_id), record.external_id, record.goal or "")
+    return (_uuid(record.org_id), _uuid(record.advertiser_id), record.external_id, record.goal or "")
 
 
 class StoredConversion(msgspec.Struct, kw_only=True):
@@ -186,7 +193,7 @@ def stored_of(new: NewConversion) -> StoredConversion:
     """The row ``insert_conversions`` will write for ``new``, with a fresh id."""
     r, click = new.record, new.click
     return StoredConversion(
-        id=uuid.uuid4(), org_id=uuid.UUID(r.org_id), advertiser_id=uuid.UUID(r.advertiser_id),
+        id=uuid.uuid4(), org_id=_uuid(r.org_id), advertiser_id=_uuid(r.advertiser_id),
         external_id=r.external_id, goal=r.goal, status=new.status, reason=new.reason,
         offer_id=click.offer_id if click else None, affiliate_id=click.affiliate_id if click else None,
         click_id=r.click_id, revenue_minor=new.revenue_minor, payout_minor=new.payout_minor, currency=new.currency,
