@@ -82,7 +82,8 @@ class PostbackRecord(msgspec.Struct, array_like=True, frozen=True):
     default goal. ``actor`` says how it was authenticated: ``postback:token``,
     ``postback:signature``, ``api_key:<key id>`` or ``pixel``. ``metadata`` is compact
     JSON text (an object), or None. ``ip`` / ``user_agent`` / ``country`` describe the
-    sender: the visitor's browser for the pixel, the advertiser's server otherwise.
+    customer: the visitor's browser for the pixel; for a server postback the ``ip`` and
+    ``country`` the advertiser sent, if any (never its server's address), and no user agent.
     """
 
     postback_id: str

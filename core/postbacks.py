@@ -32,6 +32,7 @@ import hashlib
 import ipaddress
 import re
 import uuid
+from typing import Optional, Union
 
 import msgspec
 import orjson
@@ -107,8 +108,45 @@ def _metadata(value: object) -> str | None:
     return text
 
 
+_Id = Union[str, int, None]  # ids arrive as text, or as JSON integers
+
+
+class PostbackIn(msgspec.Struct, frozen=True):
+    """The fields' shapes, checked by msgspec before their meaning is: a JSON ``true`` for
+    an order id or a list for an amount is refused here, naming the field. Unknown
+    fields are ignored."""
+
+    click_id: _Id = None
+    transaction_id: _Id = None
+    external_id: _Id = None
+    amount: Union[str, int, float, None] = None
+    currency: Optional[str] = None
+    status: Optional[str] = None
+    goal: _Id = None
+    product_id: _Id = None
+    order_id: _Id = None
+    customer_id: _Id = None
+    metadata: Union[str, dict, None] = None
+    advertiser_id: Optional[str] = None
+    ip: Optional[str] = None
+    country: Optional[str] = None
+
+
+_FIELD_PATH = re.compile(r"at `\$\.([a-z_]+)")
+
+
+def _shaped(fields: dict) -> dict:
+    try:
+        return msgspec.structs.asdict(msgspec.convert(fields, PostbackIn))
+    except msgspec.ValidationError as exc:
+        found = _FIELD_PATH.search(str(exc))
+        name = found.group(1) if found else "body"
+        raise invalid(name, str(exc).split(" - at ")[0]) from None
+
+
 def parse_postback(fields: dict, *, click_optional: bool = False) -> PostbackFields:
     """The checked postback in ``fields``, or ``ValidationError`` naming the first bad field."""
+    fields = _shaped(fields)
     click_name = "click_id" if fields.get("click_id") not in (None, "") else "transaction_id"
     click_id = _text(fields, click_name, CLICK_ID_MAX_LENGTH, required=not click_optional)
     external_id = _text(fields, "external_id", 200, required=True)
