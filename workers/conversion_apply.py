@@ -2,17 +2,20 @@
 
 For each postback, oldest first (postbacks that waited for their click go first):
 
-1. **Same order again** (its dedupe key ``(organization, advertiser, external_id,
+1. **An earlier postback of the same order is waiting** (received earlier): this one
+   waits behind it, so an order's postbacks are applied in the order received.
+2. **Same order again** (its dedupe key ``(organization, advertiser, external_id,
    goal)`` is stored): the same status is a no-op; another is a lifecycle move
    (``core.conversion_lifecycle``; ``rejected`` on an approved conversion reverses it);
    a move the lifecycle forbids is ignored and counted as ``invalid_transition``.
-2. **An earlier postback of the same order is waiting**: this one waits behind it.
-3. **New**: attributed to the click it names, if that click belongs to the postback's
-   organization and to an offer of its advertiser. A click not (yet) in Postgres makes
-   the postback wait (``conversion_waits``) until ``conversion_click_wait_s`` after the
-   later of the click's instant (its id carries it) and the postback, then it is stored
-   as rejected ``unknown_click``; a click id that is not ours is ``unknown_click`` at
-   once. Another organization's click is exactly an unknown one.
+3. **New**: resolved by ``core.attribution``: attributed to the click it names if that
+   click belongs to the postback's organization and to an offer of its advertiser. A
+   click not (yet) in Postgres makes the postback wait (``conversion_waits``) until
+   ``conversion_click_wait_s`` after the later of the click's instant (its id carries
+   it) and the postback, then it is stored as rejected ``unknown_click``; an id that
+   cannot name a click still to come (not ours, after the sale, older than the
+   organization keeps clicks) is ``unknown_click`` at once. Another organization's
+   click is exactly an unknown one.
    Then, in order: outside the offer's attribution window → rejected
    ``outside_window``; fraud rules (``core.fraud_rules``; a rejecting rule rejects with
    its code, every fired rule is in ``fraud_flags``); commission (``core.commission``;
@@ -28,37 +31,38 @@ claim that fills a cap writes ``cap.reached``.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import logging
 from collections import Counter
 from typing import Sequence
 
 import asyncpg
 import msgspec
 
+from core.attribution import (
+    ATTRIBUTED, OUTSIDE_WINDOW, UNKNOWN_CLICK, WAIT, at_ms, give_up_at, id_instant, resolve,
+)
 from core.caps import CAP_REACHED
 from core.commission import compute_commission
-from core.conversion_lifecycle import creation, is_allowed, target_of_postback
+from core.conversion_lifecycle import INVALID_TRANSITION, creation, is_allowed, target_of_postback
 from core.errors import ValidationError
 from core.fraud_rules import CidrList, evaluate
-from core.ids import click_id_time_ms, is_click_id
 from core.models import APPROVED, PENDING, REJECTED, PostbackRecord
 from core.settings import Settings
 from core.store import conversion_caps
+from core.store.conversion_clicks import ClickFacts, clicks_kept_from, load_clicks
 from core.store.conversion_status import move_conversion, offer_caps
+from core.store.conversion_waits import Place, Wait, earliest_waits, insert_waits, place_of, take_due_waits
 from core.store.conversions import (
-    ClickFacts, HistoryRow, NewConversion, OutboxRow, StoredConversion, Wait, at_ms, conversion_event, dedupe_key,
-    insert_conversions, insert_history, insert_outbox, insert_waits, load_clicks, lock_conversions, take_due_waits,
-    stored_of, waiting_keys,
+    DedupeKey, HistoryRow, NewConversion, OutboxRow, StoredConversion, conversion_event, dedupe_key, insert_conversions,
+    insert_history, insert_outbox, lock_conversions, stored_of,
 )
 from core.store.fraud_signals import gather_signals
 from core.store.usage import record_tracked_events
 
-UNKNOWN_CLICK = "unknown_click"
-OUTSIDE_WINDOW = "outside_window"
+log = logging.getLogger(__name__)
+
 CURRENCY_MISMATCH = "currency_mismatch"
 UNKNOWN_GOAL = "unknown_goal"
-INVALID_TRANSITION = "invalid_transition"
-NIL = uuid.UUID(int=0)
 
 
 class Applied(msgspec.Struct, kw_only=True):
@@ -73,11 +77,6 @@ class Applied(msgspec.Struct, kw_only=True):
     received: list[dt.datetime] = msgspec.field(default_factory=list)  # when the edge accepted each new one
 
 
-def give_up_at(record: PostbackRecord, wait_s: int) -> dt.datetime:
-    click_ms = click_id_time_ms(record.click_id) if record.click_id and is_click_id(record.click_id) else 0
-    return at_ms(max(click_ms, record.ts_ms)) + dt.timedelta(seconds=wait_s)
-
-
 class _Batch:
     def __init__(self, conn: asyncpg.Connection, settings: Settings, now: dt.datetime,
                  datacenter: CidrList | None):
@@ -90,6 +89,8 @@ class _Batch:
         self.approved_before: dict = {}  # (org, offer, affiliate, month) -> approvals before this batch
         self.events: Counter = Counter()  # (org, month) -> new conversions (usage)
         self.inserts: list[tuple[StoredConversion, NewConversion]] = []  # written in one round trip
+        self.waiting: dict[DedupeKey, Place] = {}  # the earliest postback waiting, per order
+        self._wait_s = settings.conversion_click_wait_s
 
     async def run(self, records: Sequence[PostbackRecord]) -> Applied:
         due = await take_due_waits(self.conn, self.now, self.settings.conversion_batch_max)
@@ -102,8 +103,10 @@ class _Batch:
                 ordered.append(record)
         keys = {dedupe_key(r) for r in ordered}
         existing = await lock_conversions(self.conn, keys)
-        waiting = await waiting_keys(self.conn, keys)
-        clicks = await load_clicks(self.conn, (r.click_id for r in ordered if dedupe_key(r) not in existing))
+        self.waiting = await earliest_waits(self.conn, keys)
+        fresh = [r for r in ordered if dedupe_key(r) not in existing]
+        clicks = await load_clicks(self.conn, (r.click_id for r in fresh))
+        kept_from = await clicks_kept_from(self.conn, {dedupe_key(r)[0] for r in fresh}, self.now)
 
         def order(item: tuple[int, PostbackRecord]):
             # Counters are locked in (org, offer, affiliate) order; within, as received.
@@ -114,20 +117,22 @@ class _Batch:
 
         for _, record in sorted(enumerate(ordered), key=order):
             key = dedupe_key(record)
-            if key in waiting:
-                self._wait(record)
+            if key in self.waiting and self.waiting[key] < place_of(record):  # an earlier one of its order waits
+                self._wait(record, give_up_at(id_instant(record.click_id), at_ms(record.ts_ms), self._wait_s))
                 continue
             stored = existing.get(key)
             if stored is not None:
                 await self._move(stored, record)
                 continue
-            click = self._attributable(clicks.get(record.click_id or ""), record)
-            if click is None and record.click_id and is_click_id(record.click_id) \
-                    and self.now < give_up_at(record, self.settings.conversion_click_wait_s):
-                self._wait(record)
-                waiting.add(key)
+            click = clicks.get(record.click_id or "")
+            resolution = resolve(
+                record.click_id, click, org_id=key[0], advertiser_id=key[1], received_at=at_ms(record.ts_ms),
+                now=self.now, wait_s=self._wait_s, kept_from=kept_from[key[0]])
+            if resolution.outcome == WAIT:
+                self._wait(record, resolution.give_up_at)
                 continue
-            existing[key] = await self._create(record, click)
+            tied = click if resolution.outcome == ATTRIBUTED or resolution.reason == OUTSIDE_WINDOW else None
+            existing[key] = await self._create(record, tied, resolution.reason)
 
         await self._flush_inserts()
         await insert_waits(self.conn, self.waits)
@@ -137,16 +142,13 @@ class _Batch:
         await record_tracked_events(self.conn, dict(self.events))
         return self.applied
 
-    def _wait(self, record: PostbackRecord) -> None:
+    def _wait(self, record: PostbackRecord, give_up_at: dt.datetime) -> None:
+        """Park ``record``; later postbacks of its order wait behind it."""
         retry = dt.timedelta(milliseconds=self.settings.conversion_wait_retry_ms)
-        self.waits.append(Wait(record, self.now + retry, give_up_at(record, self.settings.conversion_click_wait_s)))
+        self.waits.append(Wait(record, self.now + retry, give_up_at))
+        key, place = dedupe_key(record), place_of(record)
+        self.waiting[key] = min(self.waiting.get(key, place), place)
         self.applied.waiting += 1
-
-    @staticmethod
-    def _attributable(click: ClickFacts | None, record: PostbackRecord) -> ClickFacts | None:
-        if click is None or str(click.org_id) != record.org_id or str(click.advertiser_id) != record.advertiser_id:
-            return None  # another organization's (or advertiser's) click is an unknown one
-        return click
 
     async def _flush_inserts(self) -> None:
         await insert_conversions(self.conn, self.inserts)
@@ -158,6 +160,8 @@ class _Batch:
             self.applied.unchanged += 1
             return
         if not is_allowed(stored.status, target):
+            log.info("postback %s ignored: a %s conversion (%s) cannot become %s", record.postback_id, stored.status,
+                     stored.id, target)
             self.applied.invalid_transitions += 1
             self.applied.conversions[(stored.status, INVALID_TRANSITION)] += 1
             return
@@ -171,12 +175,14 @@ class _Batch:
             self.outbox.append(event)
         self.applied.conversions[(target, "")] += 1
 
-    async def _create(self, record: PostbackRecord, click: ClickFacts | None) -> StoredConversion:
+    async def _create(self, record: PostbackRecord, click: ClickFacts | None, reason: str | None) -> StoredConversion:
+        """Store a new conversion: tied to ``click`` (attributed, or late: ``reason``
+        ``outside_window``), or without one (``unknown_click``)."""
         new = NewConversion(record=record, status=REJECTED, reason=UNKNOWN_CLICK, fraud_flags=[], click=click,
                             ip=record.ip, user_agent=record.user_agent, country=record.country)
         reached: list[str] = []
         if click is not None:
-            reached = await self._judge(new, record, click)
+            reached = await self._judge(new, record, click, reason)
         stored = stored_of(new)
         self.inserts.append((stored, new))
         first = creation(stored.status, stored.revenue_minor, stored.payout_minor)
@@ -205,14 +211,15 @@ class _Batch:
     def _month_key(self, click: ClickFacts, record: PostbackRecord):
         return (click.org_id, click.offer_id, click.affiliate_id, conversion_caps.month_of(at_ms(record.ts_ms)))
 
-    async def _judge(self, new: NewConversion, record: PostbackRecord, click: ClickFacts) -> list[str]:
-        """Fill ``new`` for an attributed postback; return the cap limits it filled."""
+    async def _judge(self, new: NewConversion, record: PostbackRecord, click: ClickFacts,
+                     reason: str | None) -> list[str]:
+        """Fill ``new`` for a postback tied to ``click``; return the cap limits it filled."""
         received = at_ms(record.ts_ms)
         new.currency = click.currency
         if record.source == "postback":  # the visitor is the click's; a pixel's is its browser
             new.ip, new.user_agent = click.ip, click.user_agent
         new.status, new.reason = record.status, None
-        if received > click.clicked_at + dt.timedelta(seconds=click.attribution_window_s):
+        if reason == OUTSIDE_WINDOW:
             new.status, new.reason = REJECTED, OUTSIDE_WINDOW
             return []
 

@@ -1,17 +1,17 @@
 """Conversions' reads and writes for the conversion worker (owner role, across organizations).
 
 Everything here runs inside the worker's one transaction per batch; the caller decides
-(``workers.conversion_ingest``), this module reads and writes:
+(``workers.conversion_apply``), this module reads and writes:
 
-- ``load_clicks``: the clicks postbacks name, with the offer facts attribution needs.
-  A click id carries its instant (``core.ids``), so each lookup reads one partition.
 - ``lock_conversions``: the existing conversions of the batch's dedupe keys
   ``(org_id, advertiser_id, external_id, goal_key)``, locked ``for update`` so two
   consumers applying postbacks of the same order serialize.
-- ``insert_conversion`` / ``update_status`` / ``insert_history`` / ``insert_outbox``:
-  one row each; a new conversion's unique key is the dedupe key, so a race between two
-  consumers on a brand-new key fails one transaction (retried) rather than doubling.
-- Waits: postbacks whose click is not in Postgres yet (``conversion_waits``).
+- ``insert_conversions`` / ``update_status`` / ``insert_history`` / ``insert_outbox``:
+  a new conversion's unique key is the dedupe key, so a race between two consumers on a
+  brand-new key fails one transaction (retried) rather than doubling.
+
+The clicks postbacks name are read by ``core.store.conversion_clicks``; postbacks
+waiting for theirs live in ``core.store.conversion_waits``.
 """
 
 from __future__ import annotations
@@ -24,80 +24,9 @@ from typing import Iterable, Sequence
 import asyncpg
 import msgspec
 
-from core.caps import Caps
-from core.commission import CommissionRules, Flat, GoalRule
-from core.fraud_rules import FraudPolicy
-from core.ids import click_id_time_ms, is_click_id
-from core.models import PostbackRecord, postback_record_decoder
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_caps_decoder = msgspec.json.Decoder(Caps)
-_policy_decoder = msgspec.json.Decoder(FraudPolicy)
-_rules_decoder = msgspec.json.Decoder(CommissionRules)
-_record_encoder = msgspec.msgpack.Encoder()
-
-
-def at_ms(ms: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(milliseconds=ms)
-
-
-class ClickFacts(msgspec.Struct, frozen=True, kw_only=True):
-    click_id: str
-    clicked_at: dt.datetime
-    org_id: uuid.UUID
-    offer_id: uuid.UUID
-    affiliate_id: uuid.UUID
-    link_id: uuid.UUID
-    ip: str | None
-    user_agent: str | None
-    country: str | None
-    advertiser_id: uuid.UUID  # the offer's
-    attribution_window_s: int
-    currency: str  # the offer's: revenue and payout are in it
-    commission: CommissionRules
-    caps: Caps
-    fraud_policy: FraudPolicy
-
-
-_CLICKS = """
-select c.click_id, c.clicked_at, c.org_id, c.offer_id, c.affiliate_id, c.link_id, host(c.ip) as ip,
-       c.user_agent, rtrim(c.country) as country,
-       o.advertiser_id, o.attribution_window_s, o.currency, o.commission::text as commission,
-       o.caps::text as caps, o.fraud_policy::text as fraud_policy, o.revenue_minor, o.payout_minor,
-       oa.payout_minor as affiliate_payout_minor
-from unnest($1::text[], $2::timestamptz[]) as k (click_id, clicked_at)
-join clicks c on c.click_id = k.click_id and c.clicked_at = k.clicked_at
-join offers o on o.org_id = c.org_id and o.id = c.offer_id
-left join offer_affiliates oa on oa.offer_id = c.offer_id and oa.affiliate_id = c.affiliate_id
-"""
-
-
-def offer_rules(row) -> CommissionRules:
-    """The offer's commission rules; without any, its flat revenue and payout (with the
-    affiliate's payout from its offer approval, when set, as an override)."""
-    if row["commission"] is not None:
-        return _rules_decoder.decode(row["commission"])
-    payout = row["affiliate_payout_minor"] if row["affiliate_payout_minor"] is not None else row["payout_minor"]
-    return CommissionRules(goals=(GoalRule(goal=None, revenue=Flat(row["revenue_minor"]), payout=Flat(payout)),))
-
-
-async def load_clicks(conn: asyncpg.Connection, click_ids: Iterable[str]) -> dict[str, ClickFacts]:
-    """The stored clicks among ``click_ids`` (ids that are not ours are skipped)."""
-    ids = sorted({c for c in click_ids if c and is_click_id(c)})
-    if not ids:
-        return {}
-    rows = await conn.fetch(_CLICKS, ids, [at_ms(click_id_time_ms(c)) for c in ids])
-    return {
-        r["click_id"]: ClickFacts(
-            click_id=r["click_id"], clicked_at=r["clicked_at"], org_id=r["org_id"], offer_id=r["offer_id"],
-            affiliate_id=r["affiliate_id"], link_id=r["link_id"], ip=r["ip"], user_agent=r["user_agent"],
-            country=r["country"], advertiser_id=r["advertiser_id"], attribution_window_s=r["attribution_window_s"],
-            currency=r["currency"].strip(), commission=offer_rules(r), caps=_caps_decoder.decode(r["caps"]),
-            fraud_policy=_policy_decoder.decode(r["fraud_policy"]),
-        )
-        for r in rows
-    }
-
+from core.attribution import at_ms
+from core.models import PostbackRecord
+from core.store.conversion_clicks import ClickFacts
 
 DedupeKey = tuple[uuid.UUID, uuid.UUID, str, str]  # org, advertiser, external_id, goal_key
 
@@ -286,52 +215,3 @@ def conversion_event(event_type: str, conversion: StoredConversion, record_goal:
             "payout_minor": conversion.payout_minor, "currency": conversion.currency,
         },
     )
-
-
-# -- waits ------------------------------------------------------------------------------
-
-async def take_due_waits(conn: asyncpg.Connection, now: dt.datetime, limit: int) -> list[PostbackRecord]:
-    """Remove and return up to ``limit`` waits due at ``now`` (oldest postback first);
-    locked rows (another consumer has them) are skipped. In the caller's transaction: a
-    rollback puts them back."""
-    rows = await conn.fetch(
-        "delete from conversion_waits w using ("
-        "  select org_id, postback_id from conversion_waits where next_try_at <= $1"
-        "  order by received_at, postback_id limit $2 for update skip locked) as due"
-        " where w.org_id = due.org_id and w.postback_id = due.postback_id returning w.record, w.received_at",
-        now, limit,
-    )
-    return [postback_record_decoder.decode(r["record"]) for r in sorted(rows, key=lambda r: r["received_at"])]
-
-
-async def waiting_keys(conn: asyncpg.Connection, keys: Iterable[DedupeKey]) -> set[DedupeKey]:
-    """Which of ``keys`` have an earlier postback still waiting (order is kept per key)."""
-    keys = sorted(set(keys))
-    if not keys:
-        return set()
-    rows = await conn.fetch(
-        "select distinct org_id, advertiser_id, external_id, goal_key from conversion_waits"
-        " where (org_id, advertiser_id, external_id, goal_key) in"
-        " (select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]))",
-        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
-    )
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
-
-
-class Wait(msgspec.Struct, frozen=True):
-    record: PostbackRecord
-    next_try_at: dt.datetime
-    give_up_at: dt.datetime
-
-
-async def insert_waits(conn: asyncpg.Connection, waits: Sequence[Wait]) -> None:
-    if waits:
-        await conn.executemany(
-            "insert into conversion_waits (org_id, postback_id, advertiser_id, external_id, goal_key, click_id,"
-            " record, received_at, next_try_at, give_up_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " on conflict (org_id, postback_id) do nothing",
-            [(uuid.UUID(w.record.org_id), w.record.postback_id, uuid.UUID(w.record.advertiser_id),
-              w.record.external_id, w.record.goal or "", w.record.click_id, _record_encoder.encode(w.record),
-              at_ms(w.record.ts_ms), w.next_try_at, w.give_up_at) for w in waits],
-        )
-
