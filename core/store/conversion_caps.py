@@ -1,21 +1,31 @@
 """Conversion caps and monthly approvals (``conversion_counters``), exact under concurrency.
 
 Counters exist per offer (``affiliate_id`` = ``NIL``, the offer-wide row) and per
-affiliate on the offer, per UTC day and month. Two things are counted there:
+affiliate on the offer, per UTC day and month (the day and month of the claim's ``at``).
+Two things are counted there:
 
 - **Places under caps** (``conversions``, ``payout_minor``): a conversion counted at
   creation (pending or approved, within every limit) holds one place and its payout in
-  each counter its offer's caps name; it gives them back when it leaves pending/approved
-  (``release``). Only counters that some limit of the offer's caps needs are written.
-- **Approvals** (``approved``) of an affiliate on an offer in a month, for commission
-  tiers: +1 on approval, −1 on reversal.
+  each counter a limit of its offer's caps (``core.caps``) needs; ``release_caps`` gives
+  them back when it leaves pending/approved. Offers without conversion or payout limits
+  cost nothing: no statement, no row.
+- **Approvals** (``approved``, month rows only: commission tiers are monthly and
+  nothing reads a day's) of an affiliate on an offer: +1 on approval, −1 on reversal.
 
-``claim`` locks the counters of one conversion (all of them, created if missing, in key
-order), checks every limit, and counts the conversion only when it fits all of them:
-two transactions claiming the same counters serialize on the row locks, so a cap of
-100 admits exactly 100 however many claims race (``tests/workers/test_conversion_caps``).
-Callers claim in (organization, offer, affiliate) order within a batch; a deadlock with
-another consumer is still possible across offers and is retried by the worker.
+``claim_caps`` runs three statements in the caller's transaction: create the claim's
+missing counters (one insert, key order, ``on conflict do nothing``), lock all of them
+(one ``select … order by key for update``), then, if the claim fits every limit, add it
+(one update). Two transactions claiming the same counters serialize on the row locks,
+so a cap of 100 admits exactly 100 however many claims race
+(``tests/workers/test_conversion_caps.py``: 200 concurrent claims, 200 connections).
+
+Deadlocks: one claim takes its locks in key order (affiliate, period, period start) and
+a batch's claims sorted by (organization, offer, affiliate) extend that order, so two
+batches cannot deadlock, except when their claims of one offer fall on different days
+(a batch across midnight UTC: a later day's row sorts after an earlier claim's month
+row). Postgres detects that cycle and aborts one transaction; the worker retries it.
+
+``release_caps`` and the approval functions take their row locks in the same key order.
 """
 
 from __future__ import annotations
@@ -28,138 +38,220 @@ import msgspec
 
 from core.caps import CapLimits, Caps
 
-NIL = uuid.UUID(int=0)
+NIL = uuid.UUID(int=0)  # affiliate_id of the offer-wide counters
+
+_PERIODS = (("day", "daily"), ("month", "monthly"))
+_COUNTERS = ("conversions", "payout_minor")
 
 
 class CapClaim(msgspec.Struct, frozen=True):
+    """One conversion's place under its offer's caps: ``at`` (timezone-aware) picks the
+    UTC day and month counted; ``payout_minor`` is in the offer's currency."""
+
     org_id: uuid.UUID
     offer_id: uuid.UUID
     affiliate_id: uuid.UUID
-    at: dt.datetime  # the conversion's time: its UTC day and month
+    at: dt.datetime
     payout_minor: int
 
 
 class CapResult(msgspec.Struct, frozen=True):
+    """``within``: the claim was counted. ``reached``: the limits this claim took from
+    below to at or past their value, named ``<offer|affiliate>.<limit field>`` (e.g.
+    ``"offer.daily_conversions"``, ``"affiliate.monthly_payout_minor"``), one
+    ``cap.reached`` event each."""
+
     within: bool
-    reached: list[str]  # limits this claim filled, e.g. "offer.daily_conversions"
+    reached: list[str]
 
 
-def _periods(at: dt.datetime) -> dict[str, dt.date]:
-    day = at.astimezone(dt.timezone.utc).date()
-    return {"day": day, "month": day.replace(day=1)}
+class _Check(msgspec.Struct, frozen=True):
+    name: str  # "offer.daily_conversions"
+    row: tuple[uuid.UUID, str, dt.date]  # (affiliate_id, period, period_start)
+    counter: str  # "conversions" | "payout_minor"
+    limit: int
 
 
-def _limits(caps: Caps, affiliate_id: uuid.UUID) -> list[tuple[str, uuid.UUID, CapLimits]]:
-    return [("offer", NIL, caps.offer), ("affiliate", affiliate_id, caps.for_affiliate(str(affiliate_id)))]
+def day_of(at: dt.datetime) -> dt.date:
+    return at.astimezone(dt.timezone.utc).date()
 
 
-def _checks(caps: Caps, claim: CapClaim) -> list[tuple[str, uuid.UUID, str, dt.date, str, int]]:
-    """(scope, affiliate row, period, period start, counter, limit) of every conversion or
-    payout limit that applies to ``claim``."""
-    periods = _periods(claim.at)
-    checks = []
-    for scope, affiliate, limits in _limits(caps, claim.affiliate_id):
-        for period, prefix in (("day", "daily"), ("month", "monthly")):
-            for counter in ("conversions", "payout_minor"):
-                limit = getattr(limits, f"{prefix}_{counter}")
-                if limit is not None:
-                    checks.append((f"{scope}.{prefix}_{counter}", affiliate, period, periods[period], counter, limit))
-    return checks
+def month_of(at: dt.datetime) -> dt.date:
+    return day_of(at).replace(day=1)
 
 
 def has_conversion_caps(caps: Caps) -> bool:
-    for limits in (caps.offer, caps.per_affiliate, *caps.affiliate_overrides.values()):
-        if any(getattr(limits, f"{p}_{c}") is not None
-               for p in ("daily", "monthly") for c in ("conversions", "payout_minor")):
-            return True
-    return False
+    """Whether any limit of ``caps`` (offer-wide, per affiliate or an override) bounds
+    conversions or payout; click limits do not count."""
+    return any(
+        getattr(limits, f"{prefix}_{counter}") is not None
+        for limits in (caps.offer, caps.per_affiliate, *caps.affiliate_overrides.values())
+        for _, prefix in _PERIODS for counter in _COUNTERS
+    )
+
+
+def _checks(caps: Caps, claim: CapClaim) -> list[_Check]:
+    starts = {"day": day_of(claim.at), "month": month_of(claim.at)}
+    scopes: tuple[tuple[str, uuid.UUID, CapLimits], ...] = (
+        ("offer", NIL, caps.offer),
+        ("affiliate", claim.affiliate_id, caps.for_affiliate(str(claim.affiliate_id))),
+    )
+    return [
+        _Check(f"{scope}.{prefix}_{counter}", (affiliate, period, starts[period]), counter, limit)
+        for scope, affiliate, limits in scopes
+        for period, prefix in _PERIODS
+        for counter in _COUNTERS
+        if (limit := getattr(limits, f"{prefix}_{counter}")) is not None
+    ]
+
+
+def _row_arrays(rows: list[tuple[uuid.UUID, str, dt.date]]) -> tuple[list, list, list]:
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 _ENSURE = """
 insert into conversion_counters (org_id, offer_id, affiliate_id, period, period_start)
-select $1::uuid, $2::uuid, a, p, s from unnest($3::uuid[], $4::text[], $5::date[]) as t (a, p, s)
-order by 1, 2, 3, 4, 5
+select $1::uuid, $2::uuid, t.a, t.p, t.s
+from unnest($3::uuid[], $4::text[], $5::date[]) as t (a, p, s)
+order by t.a, t.p, t.s
 on conflict do nothing
 """
 _LOCK = """
-select affiliate_id, period, period_start, conversions, payout_minor from conversion_counters
+select affiliate_id, period, period_start, conversions, payout_minor
+from conversion_counters
 where org_id = $1 and offer_id = $2
   and (affiliate_id, period, period_start) in (select * from unnest($3::uuid[], $4::text[], $5::date[]))
 order by affiliate_id, period, period_start
 for update
 """
 _ADD = """
-update conversion_counters k set conversions = k.conversions + $6, payout_minor = k.payout_minor + $7
+update conversion_counters k
+set conversions = k.conversions + 1, payout_minor = k.payout_minor + $6
 from unnest($3::uuid[], $4::text[], $5::date[]) as t (a, p, s)
 where k.org_id = $1 and k.offer_id = $2 and k.affiliate_id = t.a and k.period = t.p and k.period_start = t.s
 """
 
 
-async def claim(conn: asyncpg.Connection, claim: CapClaim, caps: Caps, *, force: bool = False) -> CapResult:
-    """Count ``claim`` against every limit of ``caps`` if it fits them all (or ``force``)."""
+async def claim_caps(conn: asyncpg.Connection, claim: CapClaim, caps: Caps, *, force: bool = False) -> CapResult:
+    """Count ``claim`` in every counter a limit of ``caps`` needs if it fits them all, in
+    the caller's transaction (its row locks are held until that commits).
+
+    Fits: one more conversion stays at or under each conversion limit, and the payout
+    added stays at or under each payout limit. Over any → nothing counted,
+    ``within=False``. ``force`` counts it over the limits too (an operator approving a
+    conversion held pending over a cap). No conversion or payout limit → ``within=True``
+    without a round trip.
+    """
     checks = _checks(caps, claim)
     if not checks:
         return CapResult(within=True, reached=[])
-    rows = sorted({(c[1], c[2], c[3]) for c in checks})
-    args = (claim.org_id, claim.offer_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    args = (claim.org_id, claim.offer_id, *_row_arrays(sorted({c.row for c in checks})))
     await conn.execute(_ENSURE, *args)
     current = {(r["affiliate_id"], r["period"], r["period_start"]): r for r in await conn.fetch(_LOCK, *args)}
-    adds = {"conversions": 1, "payout_minor": claim.payout_minor}
+    added = {"conversions": 1, "payout_minor": claim.payout_minor}
     reached = []
-    for name, affiliate, period, start, counter, limit in checks:
-        after = current[(affiliate, period, start)][counter] + adds[counter]
-        if after > limit and not force:
+    for check in checks:
+        before = current[check.row][check.counter]
+        after = before + added[check.counter]
+        if after > check.limit and not force:
             return CapResult(within=False, reached=[])
-        if after >= limit:
-            reached.append(name)
-    await conn.execute(_ADD, *args, 1, claim.payout_minor)
+        if before < check.limit <= after:
+            reached.append(check.name)
+    await conn.execute(_ADD, *args, claim.payout_minor)
     return CapResult(within=True, reached=reached)
 
 
-async def release(conn: asyncpg.Connection, claim: CapClaim, caps: Caps) -> None:
-    """Give back the place ``claim`` took (never below zero: caps may have changed since)."""
-    rows = sorted({(c[1], c[2], c[3]) for c in _checks(caps, claim)})
-    if rows:
-        await conn.execute(
-            "update conversion_counters k set conversions = greatest(0, k.conversions - 1),"
-            " payout_minor = greatest(0, k.payout_minor - $6)"
-            " from unnest($3::uuid[], $4::text[], $5::date[]) as t (a, p, s)"
-            " where k.org_id = $1 and k.offer_id = $2 and k.affiliate_id = t.a and k.period = t.p"
-            " and k.period_start = t.s",
-            claim.org_id, claim.offer_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-            claim.payout_minor,
-        )
+_RELEASE = """
+with locked as (
+    select affiliate_id, period, period_start
+    from conversion_counters
+    where org_id = $1 and offer_id = $2 and affiliate_id = any($3::uuid[])
+      and ((period = 'day' and period_start = $4) or (period = 'month' and period_start = $5))
+    order by affiliate_id, period, period_start
+    for update
+)
+update conversion_counters k
+set conversions = greatest(0, k.conversions - 1), payout_minor = greatest(0, k.payout_minor - $6)
+from locked l
+where k.org_id = $1 and k.offer_id = $2
+  and k.affiliate_id = l.affiliate_id and k.period = l.period and k.period_start = l.period_start
+"""
+
+
+async def release_caps(conn: asyncpg.Connection, claim: CapClaim) -> None:
+    """Give back the place a counted ``claim`` holds (its conversion left pending/approved):
+    one conversion and its payout off each of its counters that exists, never below
+    zero. Whatever the offer's caps are now: a limit removed since keeps its counter
+    right should it come back. The caller calls this only for a conversion that was
+    counted (``conversions.cap_counted``), and at most once for it."""
+    await conn.execute(
+        _RELEASE, claim.org_id, claim.offer_id, [NIL, claim.affiliate_id], day_of(claim.at), month_of(claim.at),
+        claim.payout_minor,
+    )
 
 
 async def approved_this_month(
     conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, affiliate_id: uuid.UUID, at: dt.datetime,
 ) -> int:
+    """The affiliate's approvals on the offer in ``at``'s UTC month (commission tiers)."""
     return await conn.fetchval(
         "select coalesce(max(approved), 0) from conversion_counters where org_id = $1 and offer_id = $2"
         " and affiliate_id = $3 and period = 'month' and period_start = $4",
-        org_id, offer_id, affiliate_id, _periods(at)["month"],
+        org_id, offer_id, affiliate_id, month_of(at),
     )
+
+
+_APPROVALS_INPUT = "unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::date[], $5::bigint[]) as t (o, f, a, m, n)"
+_ENSURE_MONTHS = f"""
+insert into conversion_counters (org_id, offer_id, affiliate_id, period, period_start)
+select t.o, t.f, t.a, 'month', t.m from {_APPROVALS_INPUT}
+order by t.o, t.f, t.a, t.m
+on conflict do nothing
+"""
+_ADD_APPROVALS = f"""
+with locked as (
+    select k.org_id, k.offer_id, k.affiliate_id, k.period_start, t.n
+    from conversion_counters k
+    join {_APPROVALS_INPUT}
+      on k.org_id = t.o and k.offer_id = t.f and k.affiliate_id = t.a and k.period = 'month' and k.period_start = t.m
+    order by k.org_id, k.offer_id, k.affiliate_id, k.period_start
+    for update of k
+)
+update conversion_counters k
+set approved = greatest(0, k.approved + l.n)
+from locked l
+where k.org_id = l.org_id and k.offer_id = l.offer_id and k.affiliate_id = l.affiliate_id
+  and k.period = 'month' and k.period_start = l.period_start
+"""
 
 
 async def count_approvals(
     conn: asyncpg.Connection, deltas: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID, dt.date], int],
 ) -> None:
-    """Add ``deltas`` ((org, offer, affiliate, month) → ±approvals) to the month rows, in key order."""
-    items = sorted((k, n) for k, n in deltas.items() if n)
+    """Add ``deltas`` ((organization, offer, affiliate, first day of the month) → ±approvals,
+    a batch's at once) to the month rows, in key order; never below zero."""
+    items = sorted((key, n) for key, n in deltas.items() if n)
     if not items:
         return
     args = ([k[0] for k, _ in items], [k[1] for k, _ in items], [k[2] for k, _ in items],
             [k[3] for k, _ in items], [n for _, n in items])
-    await conn.execute(
-        "insert into conversion_counters (org_id, offer_id, affiliate_id, period, period_start)"
-        " select o, f, a, 'month', m from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::date[], $5::bigint[])"
-        " as t (o, f, a, m, n) order by 1, 2, 3, 5 on conflict do nothing", *args)
-    await conn.execute(
-        "update conversion_counters k set approved = greatest(0, k.approved + t.n)"
-        " from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::date[], $5::bigint[]) as t (o, f, a, m, n)"
-        " where k.org_id = t.o and k.offer_id = t.f and k.affiliate_id = t.a and k.period = 'month'"
-        " and k.period_start = t.m", *args)
+    await conn.execute(_ENSURE_MONTHS, *args)
+    await conn.execute(_ADD_APPROVALS, *args)
 
 
-def month_of(at: dt.datetime) -> dt.date:
-    return _periods(at)["month"]
+async def count_approval(
+    conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, affiliate_id: uuid.UUID, at: dt.datetime,
+    delta: int,
+) -> None:
+    """Add ``delta`` (+1 approved, −1 reversed) to the affiliate's approvals on the offer
+    in ``at``'s UTC month."""
+    await count_approvals(conn, {(org_id, offer_id, affiliate_id, month_of(at)): delta})
+
+
+# The names the conversion worker and core.store.conversion_status called before the
+# interface above; they go once their callers move to it.
+claim = claim_caps
+
+
+async def release(conn: asyncpg.Connection, claim: CapClaim, caps: Caps) -> None:
+    await release_caps(conn, claim)
