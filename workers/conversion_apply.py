@@ -76,11 +76,19 @@ class Applied(msgspec.Struct, kw_only=True):
     created: list[StoredConversion] = msgspec.field(default_factory=list)
     received: list[dt.datetime] = msgspec.field(default_factory=list)  # when the edge accepted each new one
 
+    def merge(self, other: "Applied") -> None:
+        self.conversions.update(other.conversions)
+        self.created.extend(other.created)
+        self.received.extend(other.received)
+        for name in ("unchanged", "invalid_transitions", "waiting", "retried"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 class _Batch:
     def __init__(self, conn: asyncpg.Connection, settings: Settings, now: dt.datetime,
-                 datacenter: CidrList | None):
+                 datacenter: CidrList | None, waits_max: int):
         self.conn, self.settings, self.now, self.datacenter = conn, settings, now, datacenter
+        self.waits_max = waits_max
         self.applied = Applied()
         self.history: list[HistoryRow] = []
         self.outbox: list[OutboxRow] = []
@@ -93,7 +101,7 @@ class _Batch:
         self._wait_s = settings.conversion_click_wait_s
 
     async def run(self, records: Sequence[PostbackRecord]) -> Applied:
-        due = await take_due_waits(self.conn, self.now, self.settings.conversion_batch_max)
+        due = await take_due_waits(self.conn, self.now, self.waits_max) if self.waits_max else []
         self.applied.retried = len(due)
         seen: set[str] = set()
         ordered = []
@@ -271,7 +279,9 @@ class _Batch:
 
 async def apply_postbacks(
     conn: asyncpg.Connection, records: Sequence[PostbackRecord], *, settings: Settings, now: dt.datetime,
-    datacenter: CidrList | None = None,
+    datacenter: CidrList | None = None, waits_max: int | None = None,
 ) -> Applied:
-    """Apply ``records`` (and the waits due at ``now``) in the caller's transaction."""
-    return await _Batch(conn, settings, now, datacenter).run(records)
+    """Apply ``records`` and up to ``waits_max`` waits due at ``now`` (default
+    ``conversion_batch_max``; 0: none) in the caller's transaction."""
+    waits_max = settings.conversion_batch_max if waits_max is None else waits_max
+    return await _Batch(conn, settings, now, datacenter, waits_max).run(records)

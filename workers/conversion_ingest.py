@@ -5,9 +5,12 @@ Contract
   the waits that are due) is applied in ONE transaction (``workers.conversion_apply``):
   conversions, status history, waits, outbox events, counters, usage. Entries are acked
   only after it commits; a redelivered entry finds its order stored and changes nothing.
-- **Poison entries** (wrong version, undecodable) go to ``keys.conversion_dead_letters``
+- **Poison entries** (``workers.conversion_entries``: wrong version, undecodable, a
+  postback that breaks the record's contract) go to ``keys.conversion_dead_letters``
   with the reason and are acked; the rest of the batch is applied. A batch Postgres
-  refuses for its data is applied entry by entry so one bad entry cannot hold the rest.
+  refuses for its data is applied one by one (each due wait, then each entry) so one
+  bad postback cannot hold the rest; a refused wait is dead-lettered with ``stream``
+  ``conversion_waits`` and its postback as a one-record entry, and its row removed.
 - **Conflicts** between consumers (a deadlock on counters, two inserting the same new
   order) roll the transaction back; the batch is applied again.
 - **Dead consumers**: on its first cycle a consumer re-reads what its name left pending;
@@ -26,44 +29,27 @@ import time
 from typing import Callable
 
 import asyncpg
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from core.fraud_rules import CidrList
-from core.models import CONVERSION_BATCH_VERSION, PostbackRecord, postback_batch_decoder
+from core.models import CONVERSION_BATCH_VERSION, PostbackRecord, postback_batch_encoder
 from core.redis_keys import RedisKeys
 from core.settings import Settings
+from core.store.conversion_waits import take_due_waits
 from core.store.errors import is_data_error
 from workers.click_entries import entry_click_count
 from workers.click_ingest import default_consumer_name
-from workers.click_streams import ClickStreams, StreamEntry
+from workers.click_streams import ClickStreams, StreamEntry, dead_letter_fields
 from workers.conversion_apply import Applied, apply_postbacks
+from workers.conversion_entries import Rejected, decode_conversion_entry
 from workers.conversion_metrics import ConversionMetrics
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.UniqueViolationError)
 _ATTEMPTS = 5
-
-
-class Rejected(msgspec.Struct, frozen=True):
-    reason: str
-
-
-def decode_conversion_entry(fields: dict[bytes, bytes] | None) -> list[PostbackRecord] | Rejected:
-    if fields is None:
-        return Rejected("entry deleted before it was applied")
-    version = fields.get(b"v")
-    if version != CONVERSION_BATCH_VERSION:
-        return Rejected(f"unsupported version {version!r}, expected {CONVERSION_BATCH_VERSION!r}")
-    payload = fields.get(b"p")
-    if payload is None:
-        return Rejected("missing field 'p'")
-    try:
-        return postback_batch_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        return Rejected(f"undecodable postbacks: {exc}")
+WAITS_SOURCE = "conversion_waits"  # a dead-lettered wait's ``stream``: it came from that table
 
 
 def utc_now() -> dt.datetime:
@@ -143,10 +129,7 @@ class ConversionIngest:
         total = Applied()
         while True:
             applied = await self.run_once()
-            total.conversions.update(applied.conversions)
-            total.created.extend(applied.created)
-            for name in ("unchanged", "invalid_transitions", "waiting", "retried"):
-                setattr(total, name, getattr(total, name) + getattr(applied, name))
+            total.merge(applied)
             if not self._last_read and not applied.retried:
                 return total
 
@@ -210,31 +193,61 @@ class ConversionIngest:
         try:
             applied = await self._transaction(records)
         except Exception as exc:
-            if not is_data_error(exc) or not decoded:
+            if not is_data_error(exc):
                 raise
-            log.warning("conversion batch rejected by Postgres (%s); applying entry by entry", exc)
-            applied = Applied()
-            for entry, rs in decoded:
-                try:
-                    one = await self._transaction(rs)
-                except Exception as exc:
-                    if not is_data_error(exc):
-                        raise
-                    await self._dead_letter([(entry, f"rejected by Postgres: {exc}")])
-                    continue
-                await self.streams.ack([entry])
-                applied.conversions.update(one.conversions)
-                applied.created.extend(one.created)
-            return applied
+            log.warning("conversion batch rejected by Postgres (%s); applying it one by one", exc)
+            return await self._apply_one_by_one(decoded)
         await self.streams.ack([entry for entry, _ in decoded])
         return applied
 
-    async def _transaction(self, records: list[PostbackRecord]) -> Applied:
+    async def _apply_one_by_one(self, decoded: list[tuple[StreamEntry, list[PostbackRecord]]]) -> Applied:
+        """Each due wait, then each entry, in its own transaction: only what Postgres
+        refuses is dead-lettered, and a refused wait cannot take new entries with it."""
+        applied = await self._apply_waits_one_by_one()
+        for entry, records in decoded:
+            try:
+                one = await self._transaction(records, waits_max=0)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                await self._dead_letter([(entry, f"rejected by Postgres: {exc}")])
+                continue
+            await self.streams.ack([entry])
+            applied.merge(one)
+        return applied
+
+    async def _apply_waits_one_by_one(self) -> Applied:
+        applied = Applied()
+        for _ in range(self.settings.conversion_batch_max):
+            async with self.pool.acquire() as conn, conn.transaction():
+                due = await take_due_waits(conn, self.clock(), 1)
+                if not due:
+                    break
+                try:
+                    async with conn.transaction():  # a savepoint: refused, the wait stays taken
+                        one = await apply_postbacks(conn, due, settings=self.settings, now=self.clock(),
+                                                    datacenter=self.datacenter, waits_max=0)
+                except Exception as exc:
+                    if not is_data_error(exc):
+                        raise
+                    # Dead-lettered before the commit removes the wait: a crash between
+                    # leaves a copy behind, never nothing.
+                    await self._dead_letter_wait(due[0], f"rejected by Postgres: {exc}")
+                    one = None
+                committed_at = await conn.fetchval("select clock_timestamp()")
+            applied.retried += 1
+            if one is not None:
+                self.metrics.observe(one, committed_at)
+                applied.merge(one)
+        return applied
+
+    async def _transaction(self, records: list[PostbackRecord], waits_max: int | None = None) -> Applied:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     applied = await apply_postbacks(
-                        conn, records, settings=self.settings, now=self.clock(), datacenter=self.datacenter)
+                        conn, records, settings=self.settings, now=self.clock(), datacenter=self.datacenter,
+                        waits_max=waits_max)
                     committed_at = await conn.fetchval("select clock_timestamp()")
             except _RETRYABLE as exc:
                 if attempt == _ATTEMPTS:
@@ -245,6 +258,13 @@ class ConversionIngest:
             self.metrics.observe(applied, committed_at)
             return applied
         raise AssertionError("unreachable")
+
+    async def _dead_letter_wait(self, record: PostbackRecord, reason: str) -> None:
+        log.warning("dead-lettering waiting postback %s: %s", record.postback_id, reason)
+        fields = {b"v": CONVERSION_BATCH_VERSION, b"p": postback_batch_encoder.encode([record])}
+        await self.streams.redis.xadd(
+            self.streams.dead_letters, dead_letter_fields(StreamEntry(WAITS_SOURCE, record.postback_id, fields), reason))
+        self.metrics.dead_letter(1)
 
     async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]]) -> None:
         if rejected:
