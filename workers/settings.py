@@ -60,7 +60,8 @@ def worker_settings(settings: Settings) -> dict:
             await asyncio.gather(stop_click_ingest(ctx), stop_consumers(ctx, "conversion_ingest"))
         finally:
             if "metrics_server" in ctx:
-                ctx["metrics_server"].shutdown()
+                await asyncio.to_thread(ctx["metrics_server"].shutdown)  # waits out its poll: not on the loop
+                ctx["metrics_server"].server_close()  # release the port, not only stop serving
             if "stream_redis" in ctx:
                 await ctx["stream_redis"].aclose()
             if "pool" in ctx:
