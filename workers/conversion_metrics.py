@@ -14,7 +14,9 @@ CONVERSIONS = Counter(
 )
 UNCHANGED = Counter("afftok_conversion_repeats", "Postbacks that repeated a stored status (no-ops).")
 WAITING = Counter("afftok_conversion_waits", "Postbacks put (back) to wait for their click.")
-DEAD_LETTERS = Counter("afftok_conversion_dead_letters", "Conversion stream entries dead-lettered.")
+DEAD_LETTERS = Counter("afftok_conversion_dead_letters",
+                       "Conversion stream entries (and waiting postbacks) dead-lettered.")
+BATCHES = Counter("afftok_conversion_batches", "Conversion batch transactions committed.")
 LAG = Histogram(
     "afftok_conversion_lag_seconds", "Postback accepted at the edge to its conversion committed.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
@@ -26,6 +28,8 @@ class ConversionMetrics:
         self.dead_lettered = 0
 
     def observe(self, applied, committed_at: dt.datetime) -> None:
+        """One committed batch: what it stored, and each new conversion's lag."""
+        BATCHES.inc()
         for (status, reason), n in applied.conversions.items():
             CONVERSIONS.labels(status, reason).inc(n)
         if applied.unchanged:
