@@ -19,8 +19,9 @@ For each postback, oldest first (postbacks that waited for their click go first)
    Then, in order: outside the offer's attribution window → rejected
    ``outside_window``; fraud rules (``core.fraud_rules``; a rejecting rule rejects with
    its code, every fired rule is in ``fraud_flags``); commission (``core.commission``;
-   a percentage rule on a sale in another currency than the offer's → rejected
-   ``currency_mismatch``); caps (``core.store.conversion_caps``; over a cap → the
+   a goal the offer has no rule for → rejected ``unknown_goal``; a percentage rule on a
+   sale in another currency than the offer's → rejected ``currency_mismatch``, as
+   amounts are never converted; on a postback without an amount → ``missing_amount``); caps (``core.store.conversion_caps``; over a cap → the
    offer's policy: rejected or pending, reason ``cap_reached``).
 
 Every stored change writes a status history row; attributed conversions also write an
@@ -62,7 +63,7 @@ from core.store.usage import record_tracked_events
 log = logging.getLogger(__name__)
 
 CURRENCY_MISMATCH = "currency_mismatch"
-UNKNOWN_GOAL = "unknown_goal"
+MISSING_AMOUNT = "missing_amount"
 
 
 class Applied(msgspec.Struct, kw_only=True):
@@ -253,11 +254,11 @@ class _Batch:
                 click.commission, record.goal, str(click.affiliate_id),
                 record.amount_minor if same_currency else 0,
                 self.approved_before[key] + self.approvals.get(key, 0))
-        except ValidationError:
-            new.status, new.reason = REJECTED, UNKNOWN_GOAL
+        except ValidationError as exc:  # unknown_goal: the offer has no rule for it
+            new.status, new.reason = REJECTED, exc.code
             return []
-        if "percentage" in commission.rule_applied and not same_currency:
-            new.status, new.reason = REJECTED, CURRENCY_MISMATCH
+        if "percentage" in commission.rule_applied and not same_currency:  # a share of what?
+            new.status, new.reason = REJECTED, MISSING_AMOUNT if record.amount_minor is None else CURRENCY_MISMATCH
             return []
         new.revenue_minor, new.payout_minor, new.rule_applied = (
             commission.revenue_minor, commission.payout_minor, commission.rule_applied)

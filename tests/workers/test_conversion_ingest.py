@@ -12,12 +12,11 @@ import pytest
 from core.fraud_rules import CidrList
 from core.store import conversion_caps
 from core.store.conversion_status import change_conversion_status
-from tests.workers.clicks import Killed
 from tests.workers.conversions import (
-    Clock, click_of, conversions, history, make_world, now_ms, other_id, outbox, postback, push_postbacks,
+    Clock, click_of, conversions, history, make_world, now_ms, outbox, postback, push_postbacks,
     stored_click,
 )
-from tests.workers.clicks import push
+from tests.workers.clicks import push, run_once_dying_before_ack
 from workers.conversion_ingest import ConversionIngest
 
 MIN = 60_000
@@ -173,12 +172,29 @@ async def test_commissions_follow_the_offers_rules(pool, redis, keys, make_worke
     click = await stored_click(pool, world, now_ms() - MIN)
     sales = [postback(world, click.click_id, f"s-{n}", amount_minor=12345, currency="EUR") for n in range(3)]
     await push_postbacks(redis, keys, sales)
-    await push_postbacks(redis, keys, [postback(world, click.click_id, "usd", amount_minor=100, currency="USD")])
+    await push_postbacks(redis, keys, [postback(world, click.click_id, "usd", amount_minor=100, currency="USD"),
+                                       postback(world, click.click_id, "no-amount"),
+                                       postback(world, click.click_id, "goal", goal="lead", amount_minor=1, currency="EUR")])
     await make_worker().drain()
     rows = {r["external_id"]: r for r in await conversions(pool)}
     assert [rows[f"s-{n}"]["revenue_minor"] for n in range(3)] == [1234, 1234, 1234]  # 1234.5 → 1234 half-even
     assert [rows[f"s-{n}"]["payout_minor"] for n in range(3)] == [100, 100, 150]  # tier from the 3rd approval
     assert (rows["usd"]["status"], rows["usd"]["reason"]) == ("rejected", "currency_mismatch")
+    assert (rows["no-amount"]["status"], rows["no-amount"]["reason"]) == ("rejected", "missing_amount")
+    assert (rows["goal"]["status"], rows["goal"]["reason"]) == ("approved", None)  # the default goal's rules
+
+
+async def test_a_goal_the_offer_has_no_rule_for_is_rejected_unknown_goal(pool, redis, keys, make_worker):
+    rules = {"goals": [{"goal": "sale", "revenue": {"type": "flat", "amount_minor": 900},
+                        "payout": {"type": "flat", "amount_minor": 600}}]}
+    world = await make_world(pool, commission=rules)
+    click = await stored_click(pool, world, now_ms() - MIN)
+    await push_postbacks(redis, keys, [postback(world, click.click_id, "a", goal="sale"),
+                                       postback(world, click.click_id, "b", goal="lead")])
+    await make_worker().drain()
+    rows = {r["external_id"]: r for r in await conversions(pool)}
+    assert (rows["a"]["status"], rows["a"]["payout_minor"]) == ("approved", 600)
+    assert (rows["b"]["status"], rows["b"]["reason"], rows["b"]["payout_minor"]) == ("rejected", "unknown_goal", 0)
 
 
 async def test_a_poison_entry_is_dead_lettered_and_the_rest_applied(pool, redis, keys, make_worker):
@@ -198,15 +214,9 @@ async def test_a_consumer_dying_between_commit_and_ack_doubles_nothing(pool, red
     click = await stored_click(pool, world, now_ms() - MIN)
     ids = [f"o-{n}" for n in range(50)]
     await push_postbacks(redis, keys, [postback(world, click.click_id, i) for i in ids])
-    dying = make_worker("dies", )
-
-    async def die(entries):
-        raise Killed()
-
-    dying.streams.ack = die
-    with pytest.raises(Killed):
-        await dying.run_once()
+    await run_once_dying_before_ack(make_worker("dies"))
     assert len(await conversions(pool)) == 50  # committed
+    assert (await redis.xpending(keys.conversion_stream(0), "conversions"))["pending"] == 1  # never acked
     survivor = make_worker("survivor")
     survivor.settings = msgspec.structs.replace(survivor.settings, ingest_reclaim_idle_ms=0)
     await survivor.drain()
