@@ -7,7 +7,9 @@ For each postback, oldest first (postbacks that waited for their click go first)
 2. **Same order again** (its dedupe key ``(organization, advertiser, external_id,
    goal)`` is stored): the same status is a no-op; another is a lifecycle move
    (``core.conversion_lifecycle``; ``rejected`` on an approved conversion reverses it);
-   a move the lifecycle forbids is ignored and counted as ``invalid_transition``.
+   a move the lifecycle forbids is ignored and counted as ``invalid_transition``. An
+   approval of a conversion held pending over a cap is a no-op too: the hold waits for
+   an operator, so retrying the held postback cannot slip it past the cap.
 3. **New**: resolved by ``core.attribution``: attributed to the click it names if that
    click belongs to the postback's organization and to an offer of its advertiser. A
    click not (yet) in Postgres makes the postback wait (``conversion_waits``) until
@@ -83,6 +85,13 @@ class Applied(msgspec.Struct, kw_only=True):
         self.received.extend(other.received)
         for name in ("unchanged", "invalid_transitions", "waiting", "retried"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def held_over_cap(stored: StoredConversion, target: str) -> bool:
+    """A conversion held pending over a cap waits for an operator's review: the
+    advertiser's approval (or a replay of the postback that was held) leaves it held;
+    an operator's approval (``core.store.conversion_status``) counts it past the cap."""
+    return stored.status == PENDING and stored.reason == CAP_REACHED and target == APPROVED
 
 
 class _Batch:
@@ -165,7 +174,7 @@ class _Batch:
 
     async def _move(self, stored: StoredConversion, record: PostbackRecord) -> None:
         target = target_of_postback(stored.status, record.status)
-        if target == stored.status:
+        if target == stored.status or held_over_cap(stored, target):
             self.applied.unchanged += 1
             return
         if not is_allowed(stored.status, target):

@@ -299,6 +299,28 @@ async def test_over_a_payout_cap_the_pending_policy_holds_conversions_for_review
                                "'00000000-0000-0000-0000-000000000000' and period = 'month'") == 600
 
 
+async def test_a_replayed_approval_does_not_lift_a_hold_over_a_cap(pool, redis, keys, make_worker):
+    world = await make_world(pool, caps={"offer": {"daily_conversions": 1}, "over_cap": "pending"})
+    click = await stored_click(pool, world, now_ms() - MIN)
+    first, held = postback(world, click.click_id, "first"), postback(world, click.click_id, "held")
+    worker = make_worker()
+    await push_postbacks(redis, keys, [first, held])
+    await worker.drain()
+    for replay in (held, postback(world, click.click_id, "held")):  # the edge's retry, the advertiser's
+        await push_postbacks(redis, keys, [replay])
+        applied = await worker.drain()
+        assert applied.unchanged == 1
+    rows = {r["external_id"]: r for r in await conversions(pool)}
+    assert (rows["held"]["status"], rows["held"]["reason"], rows["held"]["cap_counted"]) == (
+        "pending", "cap_reached", False)
+    assert len(await history(pool, rows["held"]["id"])) == 1
+    assert await pool.fetchval("select max(conversions) from conversion_counters") == 1
+    # the advertiser may still reject it; only an operator approves past the cap
+    await push_postbacks(redis, keys, [postback(world, click.click_id, "held", status="rejected")])
+    await worker.drain()
+    assert (await pool.fetchval("select status from conversions where external_id = 'held'")) == "rejected"
+
+
 # -- fraud rules: one case each ---------------------------------------------------------
 
 REJECT_ALL = {"bot_user_agent": "reject", "too_fast": "reject", "min_seconds_to_convert": 10,
