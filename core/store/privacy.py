@@ -7,7 +7,8 @@ conversions (their click id, the visitor's address and user agent, the advertise
 customer id and free-form metadata).
 
 Clicks are partitioned by day. A click id carries its time, so that lookup reads one
-partition; an address is found through ``clicks_org_ip_idx`` in every partition.
+partition; an address is found through ``clicks_org_ip_offer_time_idx`` (its leading
+``(org_id, ip)``) in every partition.
 Erasure is idempotent: a row is counted once, when its personal fields are scrubbed,
 and a second erasure finds nothing left to scrub.
 """
