@@ -88,6 +88,31 @@ async def test_concurrent_claims_of_several_affiliates_keep_both_the_offer_and_e
         assert sum(w for c, w in zip(claims, within) if c.affiliate_id == affiliate) == n
 
 
+async def test_transactions_claiming_several_offers_and_affiliates_in_key_order_do_not_deadlock(pool, database_url):
+    offers, affiliates = sorted(uuid.uuid4() for _ in range(2)), sorted(uuid.uuid4() for _ in range(3))
+    pairs = [(o, a) for o in offers for a in affiliates]
+    limits = caps(offer={"daily_conversions": 50}, per_affiliate={"daily_conversions": 12})
+    batches = [[pairs[(n + k) % 6] for k in range(0, 6, 1 + n % 3)] for n in range(60)]
+    many = await create_pool(database_url, min_size=len(batches), max_size=len(batches))
+    started = asyncio.Barrier(len(batches))
+
+    async def one(batch) -> int:
+        async with many.acquire() as conn, conn.transaction():
+            await conn.execute("select 1")
+            await started.wait()
+            results = [await claim_caps(conn, CapClaim(ORG, o, a, AT, 100), limits) for o, a in sorted(batch)]
+            return sum(r.within for r in results)
+
+    try:
+        within = await asyncio.gather(*(one(b) for b in batches))  # a deadlock would raise here
+    finally:
+        await many.close()
+    rows = await pool.fetch("select offer_id, affiliate_id, conversions from conversion_counters")
+    assert sum(within) == sum(r["conversions"] for r in rows if r["affiliate_id"] != NIL)
+    assert all(r["conversions"] <= (50 if r["affiliate_id"] == NIL else 12) for r in rows)
+    assert {r["conversions"] for r in rows if r["affiliate_id"] == NIL} == {36}  # 3 affiliates × 12 each
+
+
 # -- what a claim counts ------------------------------------------------------------
 
 async def test_an_offer_without_conversion_or_payout_limits_writes_nothing(pool):
