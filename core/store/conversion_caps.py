@@ -12,20 +12,22 @@ Two things are counted there:
 - **Approvals** (``approved``, month rows only: commission tiers are monthly and
   nothing reads a day's) of an affiliate on an offer: +1 on approval, −1 on reversal.
 
-``claim_caps`` runs three statements in the caller's transaction: create the claim's
-missing counters (one insert, key order, ``on conflict do nothing``), lock all of them
-(one ``select … order by key for update``), then, if the claim fits every limit, add it
-(one update). Two transactions claiming the same counters serialize on the row locks,
-so a cap of 100 admits exactly 100 however many claims race
+``claim_caps`` runs three statements in the caller's transaction: lock all the claim's
+counters, creating the missing ones, in one statement in key order (an upsert whose
+conflict branch only locks); read them; then, if the claim fits every limit, add it (one
+update). Two transactions claiming the same counters serialize on the row locks, so a
+cap of 100 admits exactly 100 however many claims race
 (``tests/workers/test_conversion_caps.py``: 200 concurrent claims, 200 connections).
 
-Deadlocks: one claim takes its locks in key order (affiliate, period, period start) and
-a batch's claims sorted by (organization, offer, affiliate) extend that order, so two
-batches cannot deadlock, except when their claims of one offer fall on different days
-(a batch across midnight UTC: a later day's row sorts after an earlier claim's month
-row). Postgres detects that cycle and aborts one transaction; the worker retries it.
+Deadlocks: a claim takes its locks in key order (affiliate, period, period start) and a
+batch's claims sorted by (organization, offer, affiliate) extend that order, so two
+batches cannot deadlock (tested), except when their claims of one offer fall on
+different days (a batch across midnight UTC: a later day's row sorts after an earlier
+claim's month row). Postgres detects that cycle and aborts one transaction; the worker
+retries it.
 
-``release_caps`` and the approval functions take their row locks in the same key order.
+``release_caps`` and ``count_approvals`` also lock in key order within a call; the
+order across calls is the caller's (a deadlock that leaves is retried by the worker).
 """
 
 from __future__ import annotations
@@ -109,20 +111,25 @@ def _row_arrays(rows: list[tuple[uuid.UUID, str, dt.date]]) -> tuple[list, list,
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-_ENSURE = """
-insert into conversion_counters (org_id, offer_id, affiliate_id, period, period_start)
+# Creates the missing counters and locks the existing ones in one pass, in key order: an
+# ON CONFLICT DO UPDATE locks the row it meets even when its WHERE leaves it unchanged
+# (no new row version). Creating first and locking in a second statement would hold the
+# new rows before the older ones, out of order, and deadlock against a claim that
+# locked an older one first.
+_LOCK = """
+insert into conversion_counters as k (org_id, offer_id, affiliate_id, period, period_start)
 select $1::uuid, $2::uuid, t.a, t.p, t.s
 from unnest($3::uuid[], $4::text[], $5::date[]) as t (a, p, s)
 order by t.a, t.p, t.s
-on conflict do nothing
+on conflict (org_id, offer_id, affiliate_id, period, period_start) do update set conversions = k.conversions
+where false
 """
-_LOCK = """
+# Locked by this transaction, so this statement's snapshot sees their latest values.
+_READ = """
 select affiliate_id, period, period_start, conversions, payout_minor
 from conversion_counters
 where org_id = $1 and offer_id = $2
   and (affiliate_id, period, period_start) in (select * from unnest($3::uuid[], $4::text[], $5::date[]))
-order by affiliate_id, period, period_start
-for update
 """
 _ADD = """
 update conversion_counters k
@@ -146,8 +153,8 @@ async def claim_caps(conn: asyncpg.Connection, claim: CapClaim, caps: Caps, *, f
     if not checks:
         return CapResult(within=True, reached=[])
     args = (claim.org_id, claim.offer_id, *_row_arrays(sorted({c.row for c in checks})))
-    await conn.execute(_ENSURE, *args)
-    current = {(r["affiliate_id"], r["period"], r["period_start"]): r for r in await conn.fetch(_LOCK, *args)}
+    await conn.execute(_LOCK, *args)
+    current = {(r["affiliate_id"], r["period"], r["period_start"]): r for r in await conn.fetch(_READ, *args)}
     added = {"conversions": 1, "payout_minor": claim.payout_minor}
     reached = []
     for check in checks:
@@ -202,26 +209,18 @@ async def approved_this_month(
 
 
 _APPROVALS_INPUT = "unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::date[], $5::bigint[]) as t (o, f, a, m, n)"
-_ENSURE_MONTHS = f"""
-insert into conversion_counters (org_id, offer_id, affiliate_id, period, period_start)
+_LOCK_MONTHS = f"""
+insert into conversion_counters as k (org_id, offer_id, affiliate_id, period, period_start)
 select t.o, t.f, t.a, 'month', t.m from {_APPROVALS_INPUT}
 order by t.o, t.f, t.a, t.m
-on conflict do nothing
+on conflict (org_id, offer_id, affiliate_id, period, period_start) do update set approved = k.approved
+where false
 """
 _ADD_APPROVALS = f"""
-with locked as (
-    select k.org_id, k.offer_id, k.affiliate_id, k.period_start, t.n
-    from conversion_counters k
-    join {_APPROVALS_INPUT}
-      on k.org_id = t.o and k.offer_id = t.f and k.affiliate_id = t.a and k.period = 'month' and k.period_start = t.m
-    order by k.org_id, k.offer_id, k.affiliate_id, k.period_start
-    for update of k
-)
 update conversion_counters k
-set approved = greatest(0, k.approved + l.n)
-from locked l
-where k.org_id = l.org_id and k.offer_id = l.offer_id and k.affiliate_id = l.affiliate_id
-  and k.period = 'month' and k.period_start = l.period_start
+set approved = greatest(0, k.approved + t.n)
+from {_APPROVALS_INPUT}
+where k.org_id = t.o and k.offer_id = t.f and k.affiliate_id = t.a and k.period = 'month' and k.period_start = t.m
 """
 
 
@@ -235,7 +234,7 @@ async def count_approvals(
         return
     args = ([k[0] for k, _ in items], [k[1] for k, _ in items], [k[2] for k, _ in items],
             [k[3] for k, _ in items], [n for _, n in items])
-    await conn.execute(_ENSURE_MONTHS, *args)
+    await conn.execute(_LOCK_MONTHS, *args)
     await conn.execute(_ADD_APPROVALS, *args)
 
 
