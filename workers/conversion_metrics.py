@@ -1,5 +1,5 @@
-"""The conversion worker's Prometheus metrics (the process's default registry, served by
-``workers.metrics_server`` on ``settings.worker_metrics_port``)."""
+"""The conversion worker's Prometheus metrics, in the process's default registry: the
+worker process (``workers.settings``) serves them on ``settings.worker_metrics_port``."""
 
 from __future__ import annotations
 
