@@ -136,7 +136,7 @@ async def _gather(conn: asyncpg.Connection, items: Sequence[SignalInput]) -> lis
         flood_ips.append(_address(item.click_ip) if flood_on else None)
         visitor_ips.append(_address(item.visitor_ip) if repeat_on else None)
     counts: list[tuple[int | None, int | None]] = [(None, None)] * len(items)
-    if any(flood_ips) or any(visitor_ips):
+    if any(ip is not None for ip in (*flood_ips, *visitor_ips)):
         rows = await conn.fetch(
             _COUNTS, [i.org_id for i in items], [i.offer_id for i in items], flood_ips,
             [i.clicked_at for i in items], visitor_ips)

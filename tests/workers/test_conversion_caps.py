@@ -144,7 +144,8 @@ async def test_a_daily_cap_starts_again_the_next_utc_day_and_a_monthly_one_the_n
 
 
 async def test_an_affiliate_override_replaces_the_per_affiliate_limits(pool):
-    limits = caps(per_affiliate={"daily_conversions": 1}, affiliate_overrides={str(OTHER_AFF): {"daily_conversions": 3}})
+    limits = caps(per_affiliate={"daily_conversions": 1},
+                  affiliate_overrides={str(OTHER_AFF): {"daily_conversions": 3}})
     assert [(await claim(pool, claim_of(AFF), limits)).within for _ in range(2)] == [True, False]
     assert [(await claim(pool, claim_of(OTHER_AFF), limits)).within for _ in range(4)] == [True, True, True, False]
     # an override without limits leaves that affiliate unbounded; the offer's own limit still holds
