@@ -23,8 +23,10 @@ For each postback, oldest first (postbacks that waited for their click go first)
    its code, every fired rule is in ``fraud_flags``); commission (``core.commission``;
    a goal the offer has no rule for → rejected ``unknown_goal``; a percentage rule on a
    sale in another currency than the offer's → rejected ``currency_mismatch``, as
-   amounts are never converted; on a postback without an amount → ``missing_amount``); caps (``core.store.conversion_caps``; over a cap → the
-   offer's policy: rejected or pending, reason ``cap_reached``).
+   amounts are never converted; on a postback without an amount → ``missing_amount``);
+   caps (``core.store.conversion_caps``; over a cap → the offer's policy: rejected or
+   pending, reason ``cap_reached``). Fraud facts are read once for the batch's new
+   conversions (``core.store.fraud_signals``), earlier ones of the batch counted.
 
 Every stored change writes a status history row; attributed conversions also write an
 outbox event for the affiliate (``conversion.created`` / ``.approved`` / ...), and a
@@ -48,7 +50,7 @@ from core.caps import CAP_REACHED
 from core.commission import compute_commission
 from core.conversion_lifecycle import INVALID_TRANSITION, creation, is_allowed, target_of_postback
 from core.errors import ValidationError
-from core.fraud_rules import CidrList, evaluate
+from core.fraud_rules import CidrList, ConversionSignals, evaluate
 from core.models import APPROVED, PENDING, REJECTED, PostbackRecord
 from core.settings import Settings
 from core.store import conversion_caps
@@ -59,7 +61,7 @@ from core.store.conversions import (
     DedupeKey, HistoryRow, NewConversion, OutboxRow, StoredConversion, conversion_event, dedupe_key, insert_conversions,
     insert_history, insert_outbox, lock_conversions, stored_of,
 )
-from core.store.fraud_signals import gather_signals
+from core.store.fraud_signals import SignalInput, gather_signals
 from core.store.usage import record_tracked_events
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,18 @@ class Applied(msgspec.Struct, kw_only=True):
         self.received.extend(other.received)
         for name in ("unchanged", "invalid_transitions", "waiting", "retried"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_WAIT, _MOVE, _CREATE = "wait", "move", "create"
+
+
+def signal_input(record: PostbackRecord, click: ClickFacts) -> SignalInput:
+    """What the fraud rules judge a new conversion tied to ``click`` on."""
+    return SignalInput(
+        org_id=click.org_id, offer_id=click.offer_id, click_id=click.click_id, clicked_at=click.clicked_at,
+        click_ip=click.ip, click_user_agent=click.user_agent, click_country=click.country,
+        converted_at=at_ms(record.ts_ms), conversion_ip=record.ip, conversion_user_agent=record.user_agent,
+        conversion_country=record.country, source=record.source, policy=click.fraud_policy)
 
 
 def held_over_cap(stored: StoredConversion, target: str) -> bool:
@@ -133,24 +147,18 @@ class _Batch:
             return (record.org_id, str(click.offer_id) if click else "", str(click.affiliate_id) if click else "",
                     record.ts_ms, position)
 
-        for _, record in sorted(enumerate(ordered), key=order):
-            key = dedupe_key(record)
-            if key in self.waiting and self.waiting[key] < place_of(record):  # an earlier one of its order waits
-                self._wait(record, give_up_at(id_instant(record.click_id), at_ms(record.ts_ms), self._wait_s))
-                continue
-            stored = existing.get(key)
-            if stored is not None:
-                await self._move(stored, record)
-                continue
-            click = clicks.get(record.click_id or "")
-            resolution = resolve(
-                record.click_id, click, org_id=key[0], advertiser_id=key[1], received_at=at_ms(record.ts_ms),
-                now=self.now, wait_s=self._wait_s, kept_from=kept_from[key[0]])
-            if resolution.outcome == WAIT:
-                self._wait(record, resolution.give_up_at)
-                continue
-            tied = click if resolution.outcome == ATTRIBUTED or resolution.reason == OUTSIDE_WINDOW else None
-            existing[key] = await self._create(record, tied, resolution.reason)
+        steps = self._plan([r for _, r in sorted(enumerate(ordered), key=order)], existing, clicks, kept_from)
+        tied = [(record, click) for kind, record, click, _ in steps if kind == _CREATE and click is not None]
+        found = await gather_signals(self.conn, [signal_input(record, click) for record, click in tied])
+        judged = {record.postback_id: signals for (record, _), signals in zip(tied, found)}
+        for kind, record, click, detail in steps:
+            if kind == _WAIT:
+                self._wait(record, detail)
+            elif kind == _MOVE:
+                await self._move(existing[dedupe_key(record)], record)
+            else:
+                signals = judged.get(record.postback_id)
+                existing[dedupe_key(record)] = await self._create(record, click, detail, signals)
 
         await self._flush_inserts()
         await insert_waits(self.conn, self.waits)
@@ -160,12 +168,38 @@ class _Batch:
         await record_tracked_events(self.conn, dict(self.events))
         return self.applied
 
+    def _plan(self, records: list[PostbackRecord], existing: dict, clicks: dict[str, ClickFacts],
+              kept_from: dict) -> list[tuple[str, PostbackRecord, ClickFacts | None, object]]:
+        """What each postback (in the order applied) does: (``_WAIT``, record, None,
+        give_up_at), (``_MOVE``, record, None, None) or (``_CREATE``, record, click it is
+        tied to or None, reason from attribution). Nothing is written yet."""
+        steps: list = []
+        created: set[DedupeKey] = set()
+        for record in records:
+            key, place = dedupe_key(record), place_of(record)
+            if key in self.waiting and self.waiting[key] < place:  # an earlier one of its order waits
+                steps.append((_WAIT, record, None,
+                              give_up_at(id_instant(record.click_id), at_ms(record.ts_ms), self._wait_s)))
+                continue
+            if key in existing or key in created:
+                steps.append((_MOVE, record, None, None))
+                continue
+            click = clicks.get(record.click_id or "")
+            resolution = resolve(
+                record.click_id, click, org_id=key[0], advertiser_id=key[1], received_at=at_ms(record.ts_ms),
+                now=self.now, wait_s=self._wait_s, kept_from=kept_from[key[0]])
+            if resolution.outcome == WAIT:
+                self.waiting[key] = min(self.waiting.get(key, place), place)  # later ones of its order wait too
+                steps.append((_WAIT, record, None, resolution.give_up_at))
+                continue
+            tied = click if resolution.outcome == ATTRIBUTED or resolution.reason == OUTSIDE_WINDOW else None
+            steps.append((_CREATE, record, tied, resolution.reason))
+            created.add(key)
+        return steps
+
     def _wait(self, record: PostbackRecord, give_up_at: dt.datetime) -> None:
-        """Park ``record``; later postbacks of its order wait behind it."""
         retry = dt.timedelta(milliseconds=self.settings.conversion_wait_retry_ms)
         self.waits.append(Wait(record, self.now + retry, give_up_at))
-        key, place = dedupe_key(record), place_of(record)
-        self.waiting[key] = min(self.waiting.get(key, place), place)
         self.applied.waiting += 1
 
     async def _flush_inserts(self) -> None:
@@ -193,14 +227,15 @@ class _Batch:
             self.outbox.append(event)
         self.applied.conversions[(target, "")] += 1
 
-    async def _create(self, record: PostbackRecord, click: ClickFacts | None, reason: str | None) -> StoredConversion:
+    async def _create(self, record: PostbackRecord, click: ClickFacts | None, reason: str | None,
+                      signals: ConversionSignals | None) -> StoredConversion:
         """Store a new conversion: tied to ``click`` (attributed, or late: ``reason``
         ``outside_window``), or without one (``unknown_click``)."""
         new = NewConversion(record=record, status=REJECTED, reason=UNKNOWN_CLICK, fraud_flags=[], click=click,
                             ip=record.ip, user_agent=record.user_agent, country=record.country)
         reached: list[str] = []
         if click is not None:
-            reached = await self._judge(new, record, click, reason)
+            reached = await self._judge(new, record, click, reason, signals)
         stored = stored_of(new)
         self.inserts.append((stored, new))
         first = creation(stored.status, stored.revenue_minor, stored.payout_minor)
@@ -229,8 +264,8 @@ class _Batch:
     def _month_key(self, click: ClickFacts, record: PostbackRecord):
         return (click.org_id, click.offer_id, click.affiliate_id, conversion_caps.month_of(at_ms(record.ts_ms)))
 
-    async def _judge(self, new: NewConversion, record: PostbackRecord, click: ClickFacts,
-                     reason: str | None) -> list[str]:
+    async def _judge(self, new: NewConversion, record: PostbackRecord, click: ClickFacts, reason: str | None,
+                     signals: ConversionSignals) -> list[str]:
         """Fill ``new`` for a postback tied to ``click``; return the cap limits it filled."""
         received = at_ms(record.ts_ms)
         new.currency = click.currency
@@ -241,12 +276,6 @@ class _Batch:
             new.status, new.reason = REJECTED, OUTSIDE_WINDOW
             return []
 
-        if click.fraud_policy.repeat_ip_max_earlier is not None:
-            await self._flush_inserts()  # earlier conversions of this batch count as earlier
-        signals = await gather_signals(
-            self.conn, click.fraud_policy, org_id=click.org_id, offer_id=click.offer_id, clicked_at=click.clicked_at,
-            converted_at=received, ip=new.ip, user_agent=new.user_agent, click_country=click.country,
-            conversion_country=record.country)
         fraud = evaluate(signals, click.fraud_policy, self.datacenter)
         new.fraud_flags = [v.code for v in (*fraud.rejected, *fraud.flagged)]
         if fraud.action == "reject":
@@ -275,7 +304,7 @@ class _Batch:
             new.reason = fraud.reason
 
         if new.status in (PENDING, APPROVED) and conversion_caps.has_conversion_caps(click.caps):
-            result = await conversion_caps.claim(
+            result = await conversion_caps.claim_caps(
                 self.conn, conversion_caps.CapClaim(click.org_id, click.offer_id, click.affiliate_id, received,
                                                     new.payout_minor), click.caps)
             if not result.within:

@@ -262,8 +262,8 @@ class ConversionIngest:
     async def _dead_letter_wait(self, record: PostbackRecord, reason: str) -> None:
         log.warning("dead-lettering waiting postback %s: %s", record.postback_id, reason)
         fields = {b"v": CONVERSION_BATCH_VERSION, b"p": postback_batch_encoder.encode([record])}
-        await self.streams.redis.xadd(
-            self.streams.dead_letters, dead_letter_fields(StreamEntry(WAITS_SOURCE, record.postback_id, fields), reason))
+        entry = StreamEntry(WAITS_SOURCE, record.postback_id, fields)
+        await self.streams.redis.xadd(self.streams.dead_letters, dead_letter_fields(entry, reason))
         self.metrics.dead_letter(1)
 
     async def _dead_letter(self, rejected: list[tuple[StreamEntry, str]]) -> None:

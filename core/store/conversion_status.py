@@ -62,10 +62,10 @@ async def move_conversion(
     counted = conversion.cap_counted
     if claim is not None:
         if target in (REJECTED, REVERSED) and counted:
-            await conversion_caps.release(conn, claim, caps)
+            await conversion_caps.release_caps(conn, claim)
             counted = False
         elif target == APPROVED and not counted and conversion_caps.has_conversion_caps(caps):
-            await conversion_caps.claim(conn, claim, caps, force=True)
+            await conversion_caps.claim_caps(conn, claim, caps, force=True)
             counted = True
         delta = 1 if target == APPROVED else -1 if step.from_status == APPROVED else 0
         if delta:

@@ -252,7 +252,7 @@ async def test_200_concurrent_conversions_against_a_cap_of_100_leak_at_most_one(
 
     async def one() -> bool:
         async with many.acquire() as conn, conn.transaction():
-            return (await conversion_caps.claim(conn, claim, caps)).within
+            return (await conversion_caps.claim_caps(conn, claim, caps)).within
 
     try:
         results = await asyncio.gather(*(one() for _ in range(200)))
@@ -359,3 +359,18 @@ async def test_each_fraud_rule_rejects_with_its_reason_and_flags_when_told(pool,
             assert (row["status"], row["reason"]) == ("rejected", rule)
         else:
             assert row["status"] == "approved" and row["reason"] == rule
+
+
+async def test_repeat_conversions_from_one_address_count_earlier_ones_of_the_same_batch(
+    pool, redis, keys, make_worker,
+):
+    world = await make_world(pool, fraud_policy={"repeat_ip": "reject", "repeat_ip_max_earlier": 1})
+    clicks = [await stored_click(pool, world, now_ms() - 5 * MIN + n, ip="203.0.113.50") for n in range(3)]
+    other = await stored_click(pool, world, now_ms() - 5 * MIN, ip="203.0.113.51")
+    await push_postbacks(redis, keys, [postback(world, c.click_id, f"r-{n}") for n, c in enumerate(clicks)]
+                         + [postback(world, other.click_id, "elsewhere")])
+    await make_worker().drain()
+    rows = {r["external_id"]: r for r in await conversions(pool)}
+    assert [(rows[f"r-{n}"]["status"], rows[f"r-{n}"]["reason"]) for n in range(3)] == [
+        ("approved", None), ("approved", None), ("rejected", "repeat_ip")]
+    assert (rows["elsewhere"]["status"], str(rows["elsewhere"]["ip"])) == ("approved", "203.0.113.51")
