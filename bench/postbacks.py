@@ -121,10 +121,14 @@ def run_postback_peak(
 
 
 async def wait_for_conversions(
-    database_url: str, prefix: str, expected: int, *, timeout_s: float = 300, settle_s: float = 5,
+    database_url: str, prefix: str, expected: int, *, timeout_s: float | None = None, settle_s: float = 30,
 ) -> int:
     """Wait until ``expected`` conversions with ``prefix`` are in, or their count stops
-    growing for ``settle_s``; return the count."""
+    growing for ``settle_s``; return the count. The timeout defaults to the backlog at a
+    slow 200 conversions/s (at least 5 minutes): a peak run queues far more postbacks than
+    the worker applies per second, and the check is that none is lost, not how fast."""
+    if timeout_s is None:
+        timeout_s = max(300.0, expected / 200)
     conn = await asyncpg.connect(database_url)
     try:
         return await _wait_count(conn, prefix, expected, timeout_s, settle_s)
@@ -134,11 +138,14 @@ async def wait_for_conversions(
 
 async def _wait_count(conn: asyncpg.Connection, prefix: str, expected: int, timeout_s: float, settle_s: float) -> int:
     deadline = time.monotonic() + timeout_s
-    last, last_change = -1, time.monotonic()
+    last, last_change, last_report = -1, time.monotonic(), time.monotonic()
     while True:
         count = await conn.fetchval(_COUNT, prefix)
         if count >= expected or time.monotonic() >= deadline:
             return count
+        if time.monotonic() - last_report >= 15:
+            print(f"  conversions in: {count:,} / {expected:,}", flush=True)
+            last_report = time.monotonic()
         if count != last:
             last, last_change = count, time.monotonic()
         elif time.monotonic() - last_change >= settle_s:

@@ -109,13 +109,15 @@ def _accepted(run: LoadResult) -> int:
 def measure_postback_peak(up: UpInfo, click_ids: list[str], args, tools) -> tuple[LoadResult, int, str]:
     """The postback accept path, closed loop, as many connections as the click peak: the
     median of ``args.rounds`` runs, the 202s of all runs (warm-up included), and the
-    ``external_id`` prefix all of them used."""
+    ``external_id`` prefix all of them share. Each run numbers its requests from 1, so
+    each gets its own prefix under the shared one: a repeated ``external_id`` would be a
+    replay (one conversion), not a new sale."""
     prefix = new_prefix("peak")
-    wrk = dict(prefix=prefix, connections=args.connections, binary=tools["wrk"])
-    accepted = _accepted(run_postback_peak(up.demo_postback_url, click_ids, args.warmup, **wrk))
+    wrk = dict(connections=args.connections, binary=tools["wrk"])
+    accepted = _accepted(run_postback_peak(up.demo_postback_url, click_ids, args.warmup, prefix=f"{prefix}w-", **wrk))
     runs = []
     for round_no in range(args.rounds):
-        run = run_postback_peak(up.demo_postback_url, click_ids, args.duration, **wrk)
+        run = run_postback_peak(up.demo_postback_url, click_ids, args.duration, prefix=f"{prefix}{round_no}-", **wrk)
         runs.append(run)
         accepted += _accepted(run)
         print(f"  round {round_no + 1}  {'postback':<15} {run.rps:>9,.0f} rps  p50 {run.p50_ms:.2f} ms  "

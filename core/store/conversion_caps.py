@@ -245,12 +245,3 @@ async def count_approval(
     """Add ``delta`` (+1 approved, −1 reversed) to the affiliate's approvals on the offer
     in ``at``'s UTC month."""
     await count_approvals(conn, {(org_id, offer_id, affiliate_id, month_of(at)): delta})
-
-
-# The names the conversion worker and core.store.conversion_status called before the
-# interface above; they go once their callers move to it.
-claim = claim_caps
-
-
-async def release(conn: asyncpg.Connection, claim: CapClaim, caps: Caps) -> None:
-    await release_caps(conn, claim)

@@ -104,27 +104,9 @@ def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
         return None
 
 
-async def gather_signals(conn: asyncpg.Connection, items: Sequence[SignalInput], /, **one):
-    """``ConversionSignals`` for each of ``items``, in order, in the caller's transaction.
-
-    Until the worker passes its batches, it may still call with one conversion:
-    ``gather_signals(conn, policy, org_id=…, offer_id=…, clicked_at=…, converted_at=…,
-    ip=…, user_agent=…, click_country=…, conversion_country=…)`` (``ip`` and
-    ``user_agent`` the visitor's), which returns that one's ``ConversionSignals``.
-    """
-    if isinstance(items, FraudPolicy):
-        return (await _gather(conn, [_one_conversion(items, **one)]))[0]
+async def gather_signals(conn: asyncpg.Connection, items: Sequence[SignalInput]) -> list[ConversionSignals]:
+    """``ConversionSignals`` for each of ``items``, in order, in the caller's transaction."""
     return await _gather(conn, items)
-
-
-def _one_conversion(
-    policy: FraudPolicy, *, org_id: uuid.UUID, offer_id: uuid.UUID, clicked_at: dt.datetime,
-    converted_at: dt.datetime, ip: str | None, user_agent: str | None, click_country: str | None,
-    conversion_country: str | None,
-) -> SignalInput:
-    return SignalInput(
-        org_id=org_id, offer_id=offer_id, click_id="", clicked_at=clicked_at, click_ip=ip, click_user_agent=user_agent,
-        click_country=click_country, converted_at=converted_at, conversion_country=conversion_country, policy=policy)
 
 
 async def _gather(conn: asyncpg.Connection, items: Sequence[SignalInput]) -> list[ConversionSignals]:
