@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ingest_reclaim_interval_ms: int = 10_000  # how often to XAUTOCLAIM a dead consumer's entries
     ingest_retry_max_backoff_ms: int = 5_000  # ceiling of the back-off while Postgres is away
     partition_days_ahead: int = 7  # the maintenance job keeps this many daily partitions ready
+    stats_sub1_limit: int = 1000  # distinct sub1 values per offer in the stats; later ones count as '(other)'
 
     # Conversion worker.
     conversion_group: str = "conversions"
@@ -84,6 +85,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_audience: str = "authenticated"
     jwt_issuer: str = ""  # empty = any issuer
     jwt_leeway_s: int = 30
+    # Background exports (POST /v1/exports): the worker writes files here, the api serves
+    # them from here (share it when they run on different machines). Empty = <data_dir>/exports.
+    export_dir: str = ""
 
     @property
     def spool_dir(self) -> Path:
@@ -92,6 +96,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def conversion_spool_dir(self) -> Path:
         return self.data_dir / "spool-conversions"
+
+    @property
+    def export_path(self) -> Path:
+        return Path(self.export_dir) if self.export_dir else self.data_dir / "exports"
 
     def __repr__(self) -> str:  # never print credentials
         return f"Settings(data_dir={str(self.data_dir)!r}, edge_port={self.edge_port}, api_port={self.api_port})"

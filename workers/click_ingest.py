@@ -264,7 +264,7 @@ class ClickIngest:
     async def _insert(self, records: list[ClickRecord]) -> int:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                inserted = await insert_clicks(conn, records)
+                inserted = await insert_clicks(conn, records, sub1_limit=self.settings.stats_sub1_limit)
                 crossed = await count_capped_clicks(conn, inserted)
                 await record_tracked_events(conn, per_org_month(inserted))
             if crossed:

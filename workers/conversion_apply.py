@@ -62,6 +62,7 @@ from core.store.conversions import (
     insert_history, insert_outbox, lock_conversions, stored_of,
 )
 from core.store.fraud_signals import SignalInput, gather_signals
+from core.store.stats_rollups import roll_up_history
 from core.store.usage import record_tracked_events
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class _Batch:
         await insert_outbox(self.conn, self.outbox)
         await conversion_caps.count_approvals(self.conn, self.approvals)
         await record_tracked_events(self.conn, dict(self.events))
+        await roll_up_history(self.conn, self.history)
         return self.applied
 
     def _plan(self, records: list[PostbackRecord], existing: dict, clicks: dict[str, ClickFacts],

@@ -38,6 +38,7 @@ from core.store.link_configs import sync_all_links
 from core.store.partitions import days_ahead, drop_daily_partition, ensure_daily_partitions, existing_days
 from core.store.postback_credentials import sync_all_postback_auth
 from core.store.retention import delete_expired_clicks, delete_expired_conversions, list_org_retentions
+from core.store.stats_rollups import delete_past_visitors, visitors_cutoff
 from workers.click_backlog import oldest_unprocessed_entry_ms
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
     deletes_incomplete: bool
     deleted_audit_rows: int = 0  # past the audit log's 365 days, every organization
     deleted_conversions: dict[str, int] = {}  # org id -> conversions (with their history) deleted
+    deleted_visitors: int = 0  # unique-click visitors of past days (core.store.stats_rollups)
 
 
 async def create_click_partitions(pool: asyncpg.Pool, *, today: dt.date, days_ahead_count: int) -> list[dt.date]:
@@ -110,13 +112,16 @@ async def apply_retention(
         pool, plan.click_cutoffs, delete_expired_clicks, delete_batch_rows, delete_max_rows)
     conversions_deleted, conversions_incomplete = await _delete_past_cutoffs(
         pool, plan.conversion_cutoffs, delete_expired_conversions, delete_batch_rows, delete_max_rows)
-    audit_deleted, audit_incomplete = await _delete_expired_audit_rows(
-        pool, audit_cutoff(today), delete_batch_rows, delete_max_rows)
+    audit_deleted, audit_incomplete = await _delete_in_batches(
+        pool, delete_expired_audit_rows, audit_cutoff(today), delete_batch_rows, delete_max_rows)
+    visitors_deleted, visitors_incomplete = await _delete_in_batches(
+        pool, delete_past_visitors, visitors_cutoff(today), delete_batch_rows, delete_max_rows)
     report = RetentionReport(
         created_click_days=created, dropped_click_days=dropped,
         held_click_days=sorted(plan.held_click_days + not_locked), deleted_clicks=deleted,
-        deletes_incomplete=incomplete or audit_incomplete or conversions_incomplete,
+        deletes_incomplete=incomplete or audit_incomplete or conversions_incomplete or visitors_incomplete,
         deleted_audit_rows=audit_deleted, deleted_conversions=conversions_deleted,
+        deleted_visitors=visitors_deleted,
     )
     log.info(
         "retention: dropped clicks partitions %s; held %s; deleted clicks %s; deleted conversions %s;"
@@ -164,14 +169,13 @@ async def _delete_past_cutoffs(
     return deleted, False
 
 
-async def _delete_expired_audit_rows(
-    pool: asyncpg.Pool, before: dt.datetime, batch_rows: int, max_rows: int
-) -> tuple[int, bool]:
+async def _delete_in_batches(pool: asyncpg.Pool, delete, before, batch_rows: int, max_rows: int) -> tuple[int, bool]:
+    """``delete(conn, before, limit_rows=…)`` until it finds no more or ``max_rows`` went."""
     total = 0
     async with pool.acquire() as conn:
         while total < max_rows:
             limit = min(batch_rows, max_rows - total)
-            count = await delete_expired_audit_rows(conn, before, limit_rows=limit)
+            count = await delete(conn, before, limit_rows=limit)
             total += count
             if count < limit:
                 return total, False

@@ -2,10 +2,12 @@
 
 ``insert_clicks`` may be given the same records any number of times; each click id is
 stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
-from ``ts_ms``, which the click id's prefix fixes). It returns how many rows this call
-actually inserted per organization, offer, affiliate and UTC day (``NewClicks``),
-counted in Postgres, so derived data (usage, click cap counters, rollups later) is
-updated from new rows only, in the caller's transaction when there is one.
+from ``ts_ms``, which the click id's prefix fixes). The rows it actually inserted are
+counted into the statistics rollups in the same transaction
+(``core.store.stats_rollups.roll_up_new_clicks``), and it returns how many it inserted
+per organization, offer, affiliate and UTC day (``NewClicks``), counted in Postgres, so
+the caller updates other derived data (usage, click cap counters) from new rows only,
+in its transaction when there is one.
 
 Records are copied as text into a staging table and cast in SQL, so every fault in the
 data itself (a malformed uuid or inet, an over-long country, a NUL byte) surfaces as a
@@ -25,6 +27,7 @@ from msgspec.structs import astuple
 
 from core.models import ClickRecord
 from core.store.partitions import ensure_daily_partitions
+from core.store.stats_rollups import DEFAULT_SUB1_LIMIT, NEW_CLICKS_TABLE, roll_up_new_clicks
 
 _COLUMNS = list(ClickRecord.__struct_fields__)
 
@@ -62,7 +65,14 @@ select click_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', org_id:
        sub5, source_id, ip::inet, user_agent, referer, country, device_type
 from clicks_staging
 {on_conflict}
-returning org_id, offer_id, affiliate_id, clicked_at, outcome
+returning click_id, clicked_at, org_id, offer_id, affiliate_id, outcome, sub1, ip, user_agent, country,
+          device_type
+),
+kept as (
+insert into clicks_new (click_id, clicked_at, org_id, offer_id, affiliate_id, sub1, ip, user_agent, country,
+                        device_type)
+select click_id, clicked_at, org_id, offer_id, affiliate_id, sub1, ip, user_agent, country, device_type
+from inserted
 )
 select org_id, offer_id, affiliate_id, (clicked_at at time zone 'UTC')::date as day,
        count(*) as clicks, count(*) filter (where outcome = 'redirect') as redirects
@@ -90,18 +100,21 @@ def per_org_month(new_clicks: Iterable[NewClicks]) -> InsertedCounts:
     return counts
 
 
-async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]) -> list[NewClicks]:
-    """Insert ``records`` in one transaction (a savepoint inside the caller's); return how
-    many were new per organization, offer, affiliate and day (counted in Postgres: one row
-    per group comes back, not one per click)."""
+async def insert_clicks(
+    conn: asyncpg.Connection, records: Sequence[ClickRecord], *, sub1_limit: int = DEFAULT_SUB1_LIMIT,
+) -> list[NewClicks]:
+    """Insert ``records`` in one transaction (a savepoint inside the caller's) and count
+    the new ones into the rollups (``sub1_limit``: distinct sub1 values kept per offer);
+    return how many were new per organization, offer, affiliate and day (counted in
+    Postgres: one row per group comes back, not one per click)."""
     if not records:
         return []
     await ensure_daily_partitions(conn, "clicks", click_days(records))
     nested = conn.is_in_transaction()
     async with conn.transaction():
-        await conn.execute(_CREATE_STAGING)
-        if nested:  # an outer transaction keeps earlier rows in staging until its commit
-            await conn.execute("delete from clicks_staging")
+        await conn.execute(_CREATE_STAGING + ";" + NEW_CLICKS_TABLE)
+        if nested:  # an outer transaction keeps earlier rows in both until its commit
+            await conn.execute("delete from clicks_staging; delete from clicks_new")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         try:
             # Redelivery is rare: try the plain insert first (no speculative insertion per
@@ -111,4 +124,5 @@ async def insert_clicks(conn: asyncpg.Connection, records: Sequence[ClickRecord]
                 rows = await conn.fetch(_INSERT_NEW)
         except asyncpg.UniqueViolationError:
             rows = await conn.fetch(_INSERT_IDEMPOTENT)
+        await roll_up_new_clicks(conn, sub1_limit)
     return [NewClicks(*r) for r in rows]

@@ -38,6 +38,8 @@ class ClickFacts(msgspec.Struct, frozen=True, kw_only=True):
     ip: str | None
     user_agent: str | None
     country: str | None
+    device_type: str | None
+    sub1: str | None  # as the rollups keep it: at most 100 characters, never empty
     advertiser_id: uuid.UUID  # the offer's
     attribution_window_s: int
     currency: str  # the offer's: revenue and payout are in it
@@ -48,7 +50,7 @@ class ClickFacts(msgspec.Struct, frozen=True, kw_only=True):
 
 _CLICKS = """
 select c.click_id, c.clicked_at, c.org_id, c.offer_id, c.affiliate_id, c.link_id, host(c.ip) as ip,
-       c.user_agent, rtrim(c.country) as country,
+       c.user_agent, rtrim(c.country) as country, c.device_type, left(nullif(c.sub1, ''), 100) as sub1,
        o.advertiser_id, o.attribution_window_s, o.currency, o.commission::text as commission,
        o.caps::text as caps, o.fraud_policy::text as fraud_policy, o.revenue_minor, o.payout_minor,
        oa.payout_minor as affiliate_payout_minor
@@ -79,7 +81,8 @@ async def load_clicks(conn: asyncpg.Connection, click_ids: Iterable[str | None])
         r["click_id"]: ClickFacts(
             click_id=r["click_id"], clicked_at=r["clicked_at"], org_id=r["org_id"], offer_id=r["offer_id"],
             affiliate_id=r["affiliate_id"], link_id=r["link_id"], ip=r["ip"], user_agent=r["user_agent"],
-            country=r["country"], advertiser_id=r["advertiser_id"], attribution_window_s=r["attribution_window_s"],
+            country=r["country"], device_type=r["device_type"], sub1=r["sub1"], advertiser_id=r["advertiser_id"],
+            attribution_window_s=r["attribution_window_s"],
             currency=r["currency"].strip(), commission=offer_rules(r), caps=_caps_decoder.decode(r["caps"]),
             fraud_policy=_policy_decoder.decode(r["fraud_policy"]),
         )

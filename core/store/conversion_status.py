@@ -33,6 +33,7 @@ from core.store.conversions import (
     HistoryRow, OutboxRow, StoredConversion, conversion_event, insert_history, insert_outbox, lock_conversion,
     update_status,
 )
+from core.store.stats_rollups import roll_up_history
 
 _caps_decoder = msgspec.json.Decoder(Caps)
 _COUNTED = (PENDING, APPROVED)
@@ -108,6 +109,7 @@ async def change_conversion_status(
     await insert_history(conn, [history])
     if event is not None:
         await insert_outbox(conn, [event])
+    await roll_up_history(conn, [history])
     return change
 
 

@@ -112,9 +112,9 @@ _INSERT = """
 insert into conversions (id, org_id, advertiser_id, click_id, clicked_at, offer_id, affiliate_id, link_id,
     external_id, goal, status, reason, fraud_flags, sale_amount_minor, sale_currency, revenue_minor, payout_minor,
     currency, rule_applied, product_id, order_id, customer_id, metadata, ip, user_agent, country, source,
-    postback_id, received_at, cap_counted)
+    postback_id, received_at, cap_counted, click_country, device_type, sub1)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-        $23::text::jsonb, $24::inet, $25, $26, $27, $28, $29, $30)
+        $23::text::jsonb, $24::inet, $25, $26, $27, $28, $29, $30, $31, $32, $33)
 """
 
 
@@ -145,6 +145,7 @@ async def insert_conversions(conn: asyncpg.Connection, rows: Sequence[tuple[Stor
             r.currency if r.amount_minor is not None else None, stored.revenue_minor, stored.payout_minor,
             stored.currency, new.rule_applied, r.product_id, r.order_id, r.customer_id, r.metadata, new.ip,
             new.user_agent, new.country, r.source, r.postback_id, stored.received_at, stored.cap_counted,
+            click.country if click else None, click.device_type if click else None, click.sub1 if click else None,
         ))
     await conn.executemany(_INSERT, args)
 
@@ -174,6 +175,9 @@ class HistoryRow(msgspec.Struct, kw_only=True):
 
 
 async def insert_history(conn: asyncpg.Connection, rows: Sequence[HistoryRow]) -> None:
+    """Record status changes. The caller counts them into the statistics rollups
+    (``core.store.stats_rollups.roll_up_history``) last in its transaction, after every
+    other counter, so the worker and an operator's change lock rows in the same order."""
     if rows:
         await conn.executemany(
             "insert into conversion_status_history (org_id, conversion_id, from_status, to_status, reason, actor,"

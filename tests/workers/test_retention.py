@@ -190,3 +190,17 @@ async def test_conversions_past_retention_go_with_their_history_and_a_second_run
         (long.id, "o-400"), (long.id, "o-366"), (long.id, "o-364"), (long.id, "o-10"),
         (short.id, "o-364"), (short.id, "o-10")}
     assert await pool.fetchval("select count(*) from conversion_status_history") == len(kept)
+
+
+async def test_unique_click_visitors_of_past_days_are_forgotten(pool, redis, keys):
+    from tests.workers.conversions import click_of, make_world
+
+    world = await make_world(pool)
+    async with pool.acquire() as conn:
+        await insert_clicks(conn, [click_of(world, noon(days), ip=f"198.51.100.{days}") for days in (0, 1, 2, 3, 9)])
+    report = await apply_retention(pool, redis, keys, now=NOW, days_ahead_count=3, delete_batch_rows=2)
+    assert report.deleted_visitors == 2
+    kept = await pool.fetch("select day from click_visitors order by day")
+    assert [r["day"] for r in kept] == [ago(2), ago(1), ago(0)]
+    # What counted stays counted: the rollups are not touched.
+    assert await pool.fetchval("select sum(unique_clicks) from stats_offer_1h") == 5
