@@ -28,6 +28,7 @@ import asyncpg
 
 from api.queries import decode_cursor, encode_cursor
 from api.schemas import ConversionDetail, ConversionPage, ConversionQuery, ConversionView, StatusChangeView
+from core.conversion_visibility import ADVERTISER_HIDDEN, AFFILIATE_HIDDEN, hidden_from  # noqa: F401 (re-exported)
 from core.errors import Forbidden, NotFound
 from core.permissions import UNSCOPED, Scope
 
@@ -41,25 +42,12 @@ HISTORY_COLUMNS = (
     "id, from_status, to_status, reason, actor, revenue_delta_minor, payout_delta_minor, currency, correlation_id,"
     " created_at"
 )
-ADVERTISER_HIDDEN = frozenset({"payout_minor", "rule_applied", "payout_delta_minor"})
-AFFILIATE_HIDDEN = frozenset({
-    "advertiser_id", "revenue_minor", "external_id", "sale_amount_minor", "sale_currency", "product_id", "order_id",
-    "customer_id", "metadata", "ip", "user_agent", "rule_applied", "postback_id", "revenue_delta_minor", "actor",
-})
 # Filters: query field -> condition ("{}" is the parameter).
 _FILTERS = {
     "status": "status = {}", "offer_id": "offer_id = {}", "affiliate_id": "affiliate_id = {}",
     "advertiser_id": "advertiser_id = {}", "click_id": "click_id = {}", "external_id": "external_id = {}",
     "reason": "reason = {}", "created_from": "created_at >= {}", "created_to": "created_at < {}",
 }
-
-
-def hidden_from(scope: Scope) -> frozenset[str]:
-    if scope.affiliate_id is not None:
-        return AFFILIATE_HIDDEN
-    if scope.advertiser_id is not None:
-        return ADVERTISER_HIDDEN
-    return frozenset()
 
 
 def _scope_condition(scope: Scope) -> tuple[str, uuid.UUID] | None:

@@ -39,9 +39,16 @@ def _query_parameters(kind: type) -> list[dict[str, Any]]:
     ]
 
 
+def _content(response: Any, refs: dict[Any, dict]) -> dict[str, Any]:
+    if response is None:  # a file: an export (api.export_responses)
+        return {media: {"schema": {"type": "string"}} for media in ("text/csv", "application/jsonl")}
+    return {"application/json": {"schema": refs[response]}}
+
+
 def _operation(e: Endpoint, refs: dict[Any, dict]) -> dict[str, Any]:
     params = [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        {"name": n, "in": "path", "required": True,
+         "schema": {"type": "string", "format": "uuid"} if n.endswith("_id") else {"type": "string"}}
         for n in _PATH_PARAM.findall(e.path)
     ]
     if e.query is not None:
@@ -51,7 +58,7 @@ def _operation(e: Endpoint, refs: dict[Any, dict]) -> dict[str, Any]:
         "summary": e.summary,
         "parameters": params,
         "responses": {
-            str(e.status): {"description": "OK", "content": {"application/json": {"schema": refs[e.response]}}},
+            str(e.status): {"description": "OK", "content": _content(e.response, refs)},
             **_error_responses(e.action is None),
         },
     }

@@ -34,14 +34,15 @@ from core.store.usage import UsageMonth
 R = TypeVar("R")
 
 
-def encode_cursor(created_at: dt.datetime, row_id: uuid.UUID) -> str:
+def encode_cursor(created_at: dt.datetime, row_id: uuid.UUID | str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode([created_at, row_id])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def decode_cursor(cursor: str, id_type: type = uuid.UUID) -> tuple[dt.datetime, Any]:
+    """The (instant, id) an ``encode_cursor`` cursor holds; ``id_type``: str for text ids (clicks)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = msgspec.json.decode(raw, type=tuple[dt.datetime, uuid.UUID])
+        created_at, row_id = msgspec.json.decode(raw, type=tuple[dt.datetime, id_type])
     except (ValueError, msgspec.DecodeError):
         raise ValidationError("invalid_cursor", "cursor is not one this API returned") from None
     return created_at, row_id

@@ -14,7 +14,10 @@ from starlette.responses import Response
 
 from api import schemas as s
 from api.handlers import advertisers, affiliates, api_keys, audit_log, health, links, offers, organization, privacy
-from api.handlers import conversions, signing_secrets, usage
+from api.handlers import clicks, conversions, exports, signing_secrets, usage
+from api.handlers import stats
+from core.exports import ExportRequest
+from core.stats import StatsRequest
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
 from core.store.offers import Offer, OfferApproval
@@ -106,6 +109,23 @@ ENDPOINTS: list[Endpoint] = [
     _e("POST", "/v1/conversions/{conversion_id}/status", conversions.change_status, "conversions:write",
        "Change a conversion's status by hand: approve or reject a pending one, reverse an approved one"
        " (409 invalid_transition otherwise)", s.ConversionDetail, body=s.ConversionStatusChange),
+    _e("GET", "/v1/clicks", clicks.list_, "clicks:read",
+       "List clicks, newest first, in a window of at most 31 days (default: the last 24 hours); advertiser and"
+       " affiliate keys: their own, without the visitor's address and user agent", s.ClickPage, query=s.ClickQuery),
+    _e("GET", "/v1/exports/{kind}.{format}", exports.stream, "exports:run",
+       "Stream an export: kind clicks|conversions|stats, format csv|jsonl, with the filters of the kind's list;"
+       " scoped and shaped like it", None),
+    _e("POST", "/v1/exports", exports.create, "exports:run",
+       "Queue a background export {kind, format, filters}; follow it at /v1/exports/{id}", s.ExportJobOut,
+       status=202, body=ExportRequest),
+    _e("GET", "/v1/exports/{export_id}", exports.get, "exports:run", "A background export's progress", s.ExportJobOut),
+    _e("GET", "/v1/exports/{export_id}/download", exports.download, "exports:run",
+       "A finished background export's file (409 not_ready before it is done)", None),
+    _e("GET", "/v1/stats", stats.get, "stats:read",
+       "Clicks, unique clicks, conversions by status and money per currency from the rollups: a range of local"
+       " days (or 15-minute-aligned datetimes) in any IANA zone, grouped by at most one of hour|day|week|month and"
+       " any of offer, advertiser, affiliate, goal, country, device, sub1, filtered, sorted and paged (advertiser"
+       " and affiliate keys: their own traffic, without the other side's money)", s.StatsPage, query=StatsRequest),
     _e("GET", "/v1/usage", usage.get, "usage:read",
        "The plan, this month's tracked events (and overage) and active offers against its limits, and the last"
        " 12 months", s.UsageReport),

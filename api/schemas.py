@@ -17,6 +17,7 @@ from msgspec import UNSET, Meta, UnsetType
 from core.caps import Caps
 from core.catalog_rules import ATTRIBUTION_WINDOW_MAX_S, ATTRIBUTION_WINDOW_MIN_S, MONEY_MAX_MINOR
 from core.commission import CommissionRules
+from core.exports import ClickFilters
 from core.fraud_rules import FraudPolicy
 from core.offer_views import PayoutRule
 from core.permissions import Role
@@ -424,3 +425,123 @@ class ConversionStatusChange(Body):
 
     status: Literal["approved", "rejected", "reversed"]
     reason: Annotated[str, Meta(min_length=1, max_length=500)]
+
+
+class ClickQuery(ClickFilters, kw_only=True):
+    """GET /v1/clicks: the clicks filters (core.exports.ClickFilters) and a page."""
+
+    limit: Limit = 50
+    cursor: Cursor | None = None
+
+
+class ClickView(msgspec.Struct, kw_only=True):
+    click_id: str
+    clicked_at: str  # ISO 8601, UTC
+    offer_id: str
+    affiliate_id: str
+    link_id: str
+    outcome: str  # redirect, or why the visitor was not sent to the offer (fallback_*, unavailable)
+    sub1: str | None
+    sub2: str | None
+    sub3: str | None
+    sub4: str | None
+    sub5: str | None
+    source_id: str | None
+    country: str | None
+    device_type: str | None
+    referer: str | None
+    ip: str | None | UnsetType = UNSET  # organization-wide roles only
+    user_agent: str | None | UnsetType = UNSET
+
+
+class ClickPage(msgspec.Struct, kw_only=True):
+    data: list[ClickView]
+    next_cursor: str | None = None
+
+
+class ExportJobOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    kind: str
+    format: str
+    status: str  # queued | running | done | failed
+    rows_written: int
+    rows_total: int | None  # counted when the job starts
+    bytes_written: int
+    error: str | None
+    filters: dict
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    expires_at: dt.datetime  # the file and the job are deleted after this
+    download_url: str | None  # set when done
+
+
+# Statistics (/v1/stats; core.stats plans the query, api.stats_queries reads the rollups).
+# Fields for measures not asked or not visible to the caller's role are absent.
+
+
+class StatsKey(msgspec.Struct, kw_only=True):
+    """A row's group: the time key in the query's zone, and the dimensions grouped by (null: none, e.g. the
+    offer of a conversion no click matched)."""
+
+    hour: str | UnsetType = UNSET  # 2026-11-01T05:30:00+05:30, the local hour's start
+    day: str | UnsetType = UNSET  # 2026-11-01
+    week: str | UnsetType = UNSET  # 2026-10-26, its Monday
+    month: str | UnsetType = UNSET  # 2026-11
+    offer_id: str | None | UnsetType = UNSET
+    advertiser_id: str | None | UnsetType = UNSET
+    affiliate_id: str | None | UnsetType = UNSET
+    goal: str | None | UnsetType = UNSET
+    country: str | None | UnsetType = UNSET
+    device: str | None | UnsetType = UNSET
+    sub1: str | None | UnsetType = UNSET  # '(other)': past the offer's bounded set of sub1 values
+
+
+class StatsConversions(msgspec.Struct, kw_only=True):
+    """Conversions by current status, counted in the bucket they were received in."""
+
+    pending: int
+    approved: int
+    rejected: int
+    reversed: int
+    total: int
+
+
+class StatsMoney(msgspec.Struct, kw_only=True):
+    """Earned (approved) money in one currency; never summed across currencies."""
+
+    currency: str
+    revenue_minor: int | UnsetType = UNSET
+    payout_minor: int | UnsetType = UNSET
+    profit_minor: int | UnsetType = UNSET
+    epc: str | None | UnsetType = UNSET  # payout per click in major units (exponent + 2 places); null: no clicks
+
+
+class StatsTotals(msgspec.Struct, kw_only=True):
+    clicks: int | UnsetType = UNSET
+    unique_clicks: int | UnsetType = UNSET  # first click of a visitor on an offer in a UTC day
+    conversions: StatsConversions | UnsetType = UNSET
+    fraud_flagged: int | UnsetType = UNSET  # conversions created with a fraud flag (with conversions)
+    conversion_rate: str | None | UnsetType = UNSET  # approved / clicks, 6 places; null: no clicks
+    money: list[StatsMoney] | UnsetType = UNSET  # one entry per currency, by code
+
+
+class StatsRow(StatsTotals, kw_only=True):
+    key: StatsKey
+
+
+class StatsQueryEcho(msgspec.Struct, kw_only=True, rename={"from_": "from"}):
+    """The query as resolved: the range as local datetimes in tz, [from, to)."""
+
+    from_: str
+    to: str
+    tz: str
+    group_by: list[str]
+    measures: list[str]
+
+
+class StatsPage(msgspec.Struct, kw_only=True):
+    data: list[StatsRow]
+    totals: StatsTotals
+    next_cursor: str | None
+    query: StatsQueryEcho

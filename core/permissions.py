@@ -50,15 +50,23 @@ ACTIONS: frozenset[str] = CATALOG_READ | CATALOG_WRITE | frozenset({
     "conversions:read",
     "conversions:write",  # change a conversion's status by hand
     "conversions:send",  # report conversions to the edge's /postback with this API key
+    "clicks:read",  # list clicks (scoped roles: their own, without the visitor's address)
+    "exports:run",  # streamed and background exports; each also needs its kind's read action
+    "stats:read",  # GET /v1/stats (scoped roles: their own traffic, without the other side's money)
 })
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": ACTIONS,
     "admin": ACTIONS - {"organization:manage"},
-    "manager": CATALOG_READ | CATALOG_WRITE | {"usage:read", "conversions:read", "conversions:write", "conversions:send"},
-    "analyst": CATALOG_READ | {"usage:read", "conversions:read"},
-    "advertiser": frozenset({"offers:read", "links:read", "conversions:read", "conversions:send"}),
-    "affiliate": frozenset({"offers:read", "links:read", "conversions:read"}),
+    "manager": CATALOG_READ | CATALOG_WRITE | {
+        "usage:read", "conversions:read", "conversions:write", "conversions:send", "clicks:read", "exports:run",
+        "stats:read",
+    },
+    "analyst": CATALOG_READ | {"usage:read", "conversions:read", "clicks:read", "exports:run", "stats:read"},
+    "advertiser": frozenset({
+        "offers:read", "links:read", "conversions:read", "conversions:send", "clicks:read", "exports:run", "stats:read",
+    }),
+    "affiliate": frozenset({"offers:read", "links:read", "conversions:read", "clicks:read", "exports:run", "stats:read"}),
 }
 
 # The column each scoped role is pinned to; every other role is organization-wide.

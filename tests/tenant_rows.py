@@ -13,13 +13,14 @@ import asyncpg
 from core import api_keys
 from core.ids import new_click_id
 from core.store.partitions import ensure_daily_partitions
+from core.store.stats_rollups import NEW_CLICKS_TABLE, roll_up_new_clicks
 
 # Every table seeded here, and the column that names its organization.
 SEEDED_TABLES = {
     "organizations": "id", "advertisers": "org_id", "affiliates": "org_id", "offers": "org_id",
     "offer_affiliates": "org_id", "links": "org_id", "api_keys": "org_id", "clicks": "org_id",
     "audit_log": "org_id", "advertiser_signing_secrets": "org_id", "conversions": "org_id",
-    "conversion_status_history": "org_id",
+    "conversion_status_history": "org_id", "export_jobs": "org_id",
 }
 
 
@@ -48,6 +49,12 @@ async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, st
         "insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome, ip)"
         " values ($1, $2, $3, $4, $5, $6, 'redirect', '203.0.113.7')",
         click_id, now, org, offer, aff, link)
+    async with conn.transaction():  # and into the stats rollups, as the ingest worker does
+        await conn.execute(NEW_CLICKS_TABLE)
+        await conn.execute(
+            "insert into clicks_new (click_id, clicked_at, org_id, offer_id, affiliate_id, ip)"
+            " values ($1, $2, $3, $4, $5, '203.0.113.7')", click_id, now, org, offer, aff)
+        await roll_up_new_clicks(conn)
     await conn.execute(
         "insert into audit_log (org_id, actor_type, actor_id, action, target_type, target_id)"
         " values ($1, 'api_key', $2, 'advertisers.create', 'advertiser', $3)", org, str(key_id), str(adv))
@@ -63,8 +70,13 @@ async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, st
     await conn.execute(
         "insert into conversion_status_history (org_id, conversion_id, to_status, actor) values ($1, $2, 'pending', 'system')",
         org, conversion_id)
+    export_id = await conn.fetchval(
+        "insert into export_jobs (id, org_id, kind, format, request, actor, status, rows_written, rows_total,"
+        " started_at, finished_at, expires_at) values ($1, $2, 'clicks', 'csv', $3, 'system', 'done', 1, 1,"
+        " $4, $4, $4::timestamptz + interval '1 day') returning id",
+        uuid.uuid4(), org, {"kind": "clicks", "format": "csv", "filters": {}}, now)
     ids = {"org_id": org, "advertiser_id": adv, "affiliate_id": aff, "offer_id": offer, "link_id": link,
            "key_id": key_id, "click_id": click_id, "secret_id": secret_id, "conversion_id": conversion_id,
-           "external_id": external_id,
+           "external_id": external_id, "export_id": export_id,
            "target_id": adv, "actor_id": key_id}  # the audit row's (its filters are named so)
     return {**{k: str(v) for k, v in ids.items()}, "key": key}

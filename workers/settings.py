@@ -23,6 +23,7 @@ from core.settings import Settings
 from core.store.fraud_signals import load_datacenter_ranges
 from workers.click_ingest import make_consumers
 from workers.conversion_ingest import make_conversion_consumers
+from workers.exports import expire_exports_job, run_export_job
 from workers.maintenance import (
     apply_retention_job, create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job,
 )
@@ -34,6 +35,8 @@ _PARTITIONS_MINUTE = 7  # hourly, off the top of the hour
 _RETENTION_HOUR, _RETENTION_MINUTE = 3, 17  # daily, UTC, off-peak for most networks
 _RETENTION_TIMEOUT_S = 3600  # bounded deletes; each batch commits, so a timeout loses nothing
 _STOP_GRACE_S = 30.0
+_EXPORTS_EXPIRY_MINUTE = 23  # hourly
+_JOB_TIMEOUT_S = 3600  # a background export of millions of rows takes minutes, not arq's default 300 s
 
 
 def redis_keys(settings: Settings) -> RedisKeys:
@@ -70,14 +73,16 @@ def worker_settings(settings: Settings) -> dict:
     return {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": keys.arq_queue,
-        "functions": [create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job],
+        "functions": [create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job, run_export_job],
         "cron_jobs": [
             cron(create_click_partitions_job, minute=_PARTITIONS_MINUTE, second=0, run_at_startup=True),
             cron(resync_link_configs_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
             cron(resync_postback_auth_job, minute=_LINK_SYNC_MINUTES, second=0, run_at_startup=True),
             cron(apply_retention_job, hour=_RETENTION_HOUR, minute=_RETENTION_MINUTE, second=0,
                  timeout=_RETENTION_TIMEOUT_S),
+            cron(expire_exports_job, minute=_EXPORTS_EXPIRY_MINUTE, second=0),
         ],
+        "job_timeout": _JOB_TIMEOUT_S,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
     }

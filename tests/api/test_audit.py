@@ -61,6 +61,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, Callable[[Any, dict[str, str]], 
     ("DELETE", "/v1/advertisers/{advertiser_id}/signing-secrets/{secret_id}"): (
         "signing_secrets.revoke", "signing_secret", _ids("secret_id")),
     ("POST", "/v1/conversions/{conversion_id}/status"): ("conversions.change_status", "conversion", _ids("conversion_id")),
+    ("POST", "/v1/exports"): ("exports.create", "export_job", _response_id),
 }
 
 
