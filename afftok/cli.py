@@ -76,6 +76,18 @@ def _cmd_keys_create(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from afftok.export_command import command
+
+    return command(args, load_settings())
+
+
+def _cmd_seed(args) -> int:
+    from afftok.seed import command
+
+    return command(args, load_settings())
+
+
 def _cmd_up(args) -> int:
     from afftok.supervisor import run_up
 
@@ -103,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--test", action="store_true", help="an aft_test_ key")
     create.add_argument("--expires", default=None, help="ISO 8601 expiry, e.g. 2027-01-01T00:00:00+00:00")
     create.set_defaults(func=_cmd_keys_create)
+    from afftok.export_command import add_arguments as add_export_arguments
+
+    export = sub.add_parser("export", help="export clicks, conversions or stats to a file (a background job)")
+    add_export_arguments(export)
+    export.set_defaults(func=_cmd_export)
+    from afftok.seed import add_arguments as add_seed_arguments
+
+    seed = sub.add_parser("seed", help="fill a database with a network and its traffic (1M, 10M, 100M clicks)")
+    add_seed_arguments(seed)
+    seed.set_defaults(func=_cmd_seed)
     return parser
 
 

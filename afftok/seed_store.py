@@ -1,0 +1,66 @@
+"""Writing a seeded network: the catalog rows, the admitted sub1 values, and COPY of raw
+and rollup rows. Runs as the owner (migrating) role, which row-level security lets
+write any organization; every row carries the seeded organization's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Sequence
+
+import asyncpg
+
+from afftok.seed_network import Network
+from core.store.api_keys import create_api_key
+from core.store.organizations import create_organization
+
+
+async def create_seed_organization(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, str]:
+    """A new organization on the largest plan (seeded volumes are far past a starter's
+    monthly events) and an owner key for it; returns (id, key)."""
+    org = await create_organization(conn, name, plan="enterprise")
+    key = await create_api_key(conn, org.id, "seed owner", "owner")
+    return org.id, key.key
+
+
+async def organization_exists(conn: asyncpg.Connection, org_id: uuid.UUID) -> bool:
+    return await conn.fetchval("select exists (select from organizations where id = $1)", org_id)
+
+
+async def write_catalog(conn: asyncpg.Connection, org_id: uuid.UUID, network: Network, created_at: dt.datetime) -> None:
+    """Advertisers, offers, affiliates, approvals and links, created ``created_at`` (one
+    second apart, so listings keep the network's order)."""
+    def at(i: int) -> dt.datetime:
+        return created_at + dt.timedelta(seconds=i)
+
+    await copy(conn, "advertisers", ("id", "org_id", "name", "created_at"),
+               [(adv_id, org_id, name, at(i)) for i, (adv_id, name) in enumerate(network.advertisers)])
+    await copy(conn, "offers", (
+        "id", "org_id", "advertiser_id", "name", "destination_url", "fallback_url", "currency", "revenue_minor",
+        "payout_minor", "created_at", "updated_at",
+    ), [(o.id, org_id, network.advertisers[o.advertiser][0], o.name, o.destination_url, "https://example.com/sorry",
+         o.currency, o.revenue_minor, o.payout_minor, at(i), at(i)) for i, o in enumerate(network.offers)])
+    await copy(conn, "affiliates", ("id", "org_id", "name", "email", "created_at"), [
+        (a.id, org_id, a.name, f"affiliate{i + 1:04d}@example.com", at(i)) for i, a in enumerate(network.affiliates)])
+    offers, affiliates = network.offers, network.affiliates
+    await copy(conn, "offer_affiliates", ("org_id", "offer_id", "affiliate_id", "status", "payout_minor",
+                                          "created_at", "updated_at"), [
+        (org_id, offers[k.offer].id, affiliates[k.affiliate].id, "approved",
+         k.payout_minor if k.payout_override else None, at(i), at(i)) for i, k in enumerate(network.links)])
+    await copy(conn, "links", ("id", "org_id", "offer_id", "affiliate_id", "token", "created_at"), [
+        (k.id, org_id, offers[k.offer].id, affiliates[k.affiliate].id, k.token, at(i))
+        for i, k in enumerate(network.links)])
+
+
+async def write_sub1_values(conn: asyncpg.Connection, org_id: uuid.UUID, network: Network) -> int:
+    """Register each offer's admitted sub1 values (what the rollups may name)."""
+    rows = [(org_id, offer.id, value) for offer in network.offers for value in sorted(offer.sub1_admitted)]
+    await copy(conn, "stats_sub1_values", ("org_id", "offer_id", "sub1"), rows)
+    return len(rows)
+
+
+async def copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], records: Sequence[tuple]) -> int:
+    if records:
+        await conn.copy_records_to_table(table, columns=list(columns), records=records)
+    return len(records)
