@@ -1,4 +1,4 @@
-"""Rollup rows of seeded traffic (pure): facts summed into the six stats tables exactly
+"""Rollup rows of seeded traffic (pure): facts summed into the six 15-minute and hourly stats tables exactly
 as the live write path leaves them (migrations/0013_stats_rollups.sql,
 core/store/stats_rollups.py): a click adds to a row with no currency and goal '', a
 conversion to a row with its offer's currency and its goal, counted by its current
@@ -26,6 +26,9 @@ DIMENSIONS = {
     "affiliate": ("offer_id", "advertiser_id", "affiliate_id", "goal_key", "currency"),
     "full": ("offer_id", "advertiser_id", "affiliate_id", "goal_key", "country", "device", "sub1", "currency"),
 }
+# The daily tables are summed from the hourly ones in SQL once the seed is written
+# (``afftok.seed_store.rebuild_daily_rollups``).
+DAILY_TABLES = ("stats_offer_1d", "stats_affiliate_1d", "stats_full_1d")
 STATUS_INDEX = {"pending": 2, "approved": 3, "rejected": 4, "reversed": 5}
 HOUR = dt.timedelta(hours=1)
 

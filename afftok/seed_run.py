@@ -26,8 +26,10 @@ import msgspec
 
 from afftok.seed_network import Network, build_network
 from afftok.seed_raw import CLICK_COLUMNS, CONVERSION_COLUMNS, HISTORY_COLUMNS, VISITOR_COLUMNS, RawWindow
-from afftok.seed_rollups import TABLES, Rollups, columns
-from afftok.seed_store import copy, create_seed_organization, organization_exists, write_catalog, write_sub1_values
+from afftok.seed_rollups import DIMENSIONS, TABLES, Rollups, columns
+from afftok.seed_store import (
+    copy, create_seed_organization, organization_exists, rebuild_daily_rollups, write_catalog, write_sub1_values,
+)
 from afftok.seed_traffic import Conversions, bucket_counts, bulk_bucket, link_days
 from afftok.seed_window import raw_window_start
 from core.store.partitions import ensure_daily_partitions
@@ -91,6 +93,7 @@ async def run_seed(conn: asyncpg.Connection, options: SeedOptions, now: dt.datet
         generator = _Generator(rng, network, org_id, counts, window, links, now)
         rows, raw = await _write_traffic(conn, generator, options.clicks, progress)
         await _write_raw(conn, raw, now)
+        rows.update(await rebuild_daily_rollups(conn, org_id, DIMENSIONS))
         await record_tracked_events(conn, _per_month(org_id, counts))
     return SeedSummary(
         org_id=org_id, api_key=key, seed=options.seed, advertisers=len(network.advertisers),

@@ -64,3 +64,25 @@ async def copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], rec
     if records:
         await conn.copy_records_to_table(table, columns=list(columns), records=records)
     return len(records)
+
+
+_MEASURES = ("clicks", "unique_clicks", "conversions_pending", "conversions_approved", "conversions_rejected",
+             "conversions_reversed", "fraud_flagged", "revenue_minor", "payout_minor")
+
+
+async def rebuild_daily_rollups(conn: asyncpg.Connection, org_id: uuid.UUID, dimensions: dict[str, Sequence[str]]) -> dict[str, int]:
+    """The organization's daily rows (``stats_<cube>_1d``) summed afresh from its hourly rows,
+    which the seed has just completed; returns the rows written per table. Live writers of
+    the organization wait on the table locks meanwhile, so nothing is counted twice."""
+    written = {}
+    for cube, dims in dimensions.items():
+        daily, hourly, columns = f"stats_{cube}_1d", f"stats_{cube}_1h", ", ".join(dims)
+        await conn.execute(f"lock table {hourly}, {daily} in share row exclusive mode")
+        await conn.execute(f"delete from {daily} where org_id = $1", org_id)
+        status = await conn.execute(
+            f"insert into {daily} (org_id, bucket, {columns}, {', '.join(_MEASURES)})"
+            f" select org_id, date_bin(interval '1 day', bucket, timestamptz '1970-01-01 00:00:00+00'), {columns},"
+            f" {', '.join(f'sum({m})' for m in _MEASURES)} from {hourly} where org_id = $1"
+            f" group by org_id, 2, {columns}", org_id)
+        written[daily] = int(status.rsplit(" ", 1)[1])
+    return written

@@ -62,6 +62,9 @@ class _Sql:
         return f"${len(self.args)}::{cast}"
 
 
+_GRAINS = ("1d", "1h", "15m")
+
+
 def _sort_expression(plan: StatsPlan, name: str) -> str:
     keys = _keys(plan)
     if name in keys:
@@ -75,8 +78,8 @@ def _keys(plan: StatsPlan) -> list[str]:
     return ([plan.time_dimension] if plan.time_dimension else []) + list(plan.dimensions)
 
 
-def _source(plan: StatsPlan, sql: _Sql, hourly: bool) -> str:
-    pieces = [p for p in plan.pieces if p.hourly == hourly]
+def _source(plan: StatsPlan, sql: _Sql, grain: str) -> str:
+    pieces = [p for p in plan.pieces if p.grain == grain]
     starts = sql.param([p.start for p in pieces], "timestamptz[]")
     ends = sql.param([p.end for p in pieces], "timestamptz[]")
     shifts = sql.param([dt.timedelta(seconds=p.offset_s) for p in pieces], "interval[]")
@@ -87,7 +90,7 @@ def _source(plan: StatsPlan, sql: _Sql, hourly: bool) -> str:
         where.append(f"s.{_COLUMNS[dimension]}::{kind} = any({sql.param(typed, kind + '[]')})")
     keys = [_TIME_KEYS[k] if k in _TIME_KEYS else f"s.{_COLUMNS[k]}::{_FILTER_TYPES.get(k, 'text')}" for k in _keys(plan)]
     columns = [f"{expression} as k{i}" for i, expression in enumerate(keys)]
-    table = f"stats_{plan.cube}_{'1h' if hourly else '15m'}"
+    table = f"stats_{plan.cube}_{grain}"
     return (
         f"select {', '.join(columns + ['s.currency::text as currency'] + [f's.{c}' for c in _COUNTS + _MONEY])}"
         f" from unnest({starts}, {ends}, {shifts}) as p(lo, hi, shift)"
@@ -116,7 +119,7 @@ def _statement(plan: StatsPlan, sql: _Sql) -> str:
     order = f" order by {order}" if order else ""
     counts = [f"coalesce(sum({c}), 0)::bigint as {c}" for c in _COUNTS]
     return (
-        f"with src as ({_source(plan, sql, True)} union all {_source(plan, sql, False)}),"
+        f"with src as ({' union all '.join(_source(plan, sql, g) for g in _GRAINS if any(p.grain == g for p in plan.pieces))}),"
         f" by_cur as (select {', '.join(keys + ['currency'] + sums)} from src group by {', '.join(keys + ['currency'])}),"
         f" g0 as (select {', '.join(keys + counts + _money_columns(plan, sql, '') + chosen)} from by_cur"
         f"{' group by ' + ', '.join(keys) if keys else ' having count(*) > 0'}),"

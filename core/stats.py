@@ -1,8 +1,8 @@
 """A stats query: what GET /v1/stats asks, checked and planned (pure: no I/O, no HTTP).
 
 ``plan_stats`` turns the raw query into a ``StatsPlan``: the range as UTC instants, the
-coverage (``core.stats_time``: which pieces of the range come from the hourly rows and
-which from the 15-minute rows, and at which local offset), the cube, the filters with
+coverage (``core.stats_time``: which pieces of the range come from the daily, the hourly
+and the 15-minute rows, and at which local offset), the cube, the filters with
 the caller's pins, the measures the caller may see, the full sort order and the cursor.
 ``api.stats_queries`` turns the plan into one SQL statement.
 
@@ -15,7 +15,9 @@ The plan, and why it is exact:
   (always at a whole-hour offset; at +05:30 or +05:45 unless grouped by hour or the hour
   holds the local midnight that starts a key), else from its own 15-minute row; each
   row read lies inside one key, so ``bucket + offset`` puts all of it in the right
-  local hour, day, ISO week or month.
+  local hour, day, ISO week or month. Whole UTC days that lie inside one key (every
+  day of a UTC query by day; any day of a query without a time key) come from the
+  daily rows instead, so a month's query reads ~30 rows per group, not ~720.
 - cube: the smallest of offer / affiliate / full that holds every dimension grouped,
   filtered or pinned by the caller's role; all three hold the same totals.
 - money: per currency, never summed across currencies; a ``currency`` filter chooses

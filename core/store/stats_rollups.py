@@ -20,7 +20,7 @@ together and a rollback or a replay adds nothing.
   conversion (its click's country, device and sub1); the row that creates a
   conversion adds to ``fraud_flagged`` when any fraud rule fired on it.
 
-Rows reach the six tables (three cubes, two grains) in one statement, each table in key
+Rows reach the nine tables (three cubes; 15-minute, hourly and daily grains) in one statement, each table in key
 order, so concurrent writers lock rollup rows in the same order.
 """
 
@@ -45,7 +45,7 @@ _CUBES = {
     "affiliate": ("offer_id", "advertiser_id", "affiliate_id", "goal_key", "currency"),
     "full": ("offer_id", "advertiser_id", "affiliate_id", "goal_key", "country", "device", "sub1", "currency"),
 }
-_GRAINS = {"15m": 900, "1h": 3600}
+_GRAINS = {"15m": 900, "1h": 3600, "1d": 86400}
 MEASURES = ("clicks", "unique_clicks", "conversions_pending", "conversions_approved", "conversions_rejected",
             "conversions_reversed", "fraud_flagged", "revenue_minor", "payout_minor")
 

@@ -18,7 +18,7 @@ from api.app import create_app
 NOW = dt.datetime(2026, 11, 20, 17, 23, 41, tzinfo=dt.timezone.utc)
 CLICKS = 20_000
 SUB1_LIMIT = 4  # small, so some offers' sub1 values roll up as '(other)'
-TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h")]
+TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h", "1d")]
 STATUSES = ("pending", "approved", "rejected", "reversed")
 
 

@@ -49,7 +49,7 @@ async def add_facts(pool, org_id: str, facts: list[Fact]) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for fact in facts:
             for cube, dims in CUBE_DIMENSIONS.items():
-                for grain, seconds in (("15m", 900), ("1h", 3600)):
+                for grain, seconds in (("15m", 900), ("1h", 3600), ("1d", 86400)):
                     columns = ("org_id", "bucket") + dims + MEASURES
                     values = [uuid.UUID(org_id), _floor(fact.at, seconds)]
                     values += [_typed(c, getattr(fact, c)) for c in dims + MEASURES]

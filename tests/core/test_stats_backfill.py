@@ -17,7 +17,7 @@ from core.settings import REPO_ROOT
 from core.store.partitions import ensure_daily_partitions
 from tests.conftest import _with_database
 
-TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h")]
+TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h", "1d")]
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 

@@ -116,7 +116,11 @@ def test_ranges_resolve_to_utc_instants(query, start, end):
 
 
 def _hours(start: str, end: str, offset_s: int, hourly: bool) -> Piece:
-    return Piece(at(start), at(end), offset_s, hourly)
+    return Piece(at(start), at(end), offset_s, "1h" if hourly else "15m")
+
+
+def _days(start: str, end: str, offset_s: int) -> Piece:
+    return Piece(at(start), at(end), offset_s, "1d")
 
 
 COVERAGE = [
@@ -165,13 +169,32 @@ BY_DAY = [
         _hours("2026-11-30T19:00+00:00", "2026-12-01T18:00+00:00", 20700, True),
         _hours("2026-12-01T18:00+00:00", "2026-12-01T18:15+00:00", 20700, False),
     ]),
-    ("Asia/Kolkata", None, "2026-11-01T00:00+05:30", "2026-11-03T00:00+05:30", [
+    ("Asia/Kolkata", None, "2026-11-01T00:00+05:30", "2026-11-03T00:00+05:30", [  # no key: whole UTC days daily
         _hours("2026-11-01T00:00+05:30", "2026-11-01T00:30+05:30", 19800, False),
-        _hours("2026-10-31T19:00+00:00", "2026-11-02T18:00+00:00", 19800, True),
+        _hours("2026-10-31T19:00+00:00", "2026-11-01T00:00+00:00", 19800, True),
+        _days("2026-11-01T00:00+00:00", "2026-11-02T00:00+00:00", 19800),
+        _hours("2026-11-02T00:00+00:00", "2026-11-02T18:00+00:00", 19800, True),
         _hours("2026-11-02T18:00+00:00", "2026-11-02T18:30+00:00", 19800, False),
     ]),
     ("UTC", "week", "2026-11-01T00:00+00:00", "2026-11-15T00:00+00:00",
-     [_hours("2026-11-01T00:00+00:00", "2026-11-15T00:00+00:00", 0, True)]),
+     [_days("2026-11-01T00:00+00:00", "2026-11-15T00:00+00:00", 0)]),
+    ("UTC", "day", "2026-11-01T06:00+00:00", "2026-11-04T00:00+00:00", [
+        _hours("2026-11-01T06:00+00:00", "2026-11-02T00:00+00:00", 0, True),
+        _days("2026-11-02T00:00+00:00", "2026-11-04T00:00+00:00", 0),
+    ]),
+    # +01:00: a UTC day straddles two local days, so by day it stays hourly; by week only
+    # the UTC day holding local Monday's midnight (Sunday 23:00Z) does.
+    ("Europe/Paris", "day", "2026-11-09T00:00+01:00", "2026-11-11T00:00+01:00",
+     [_hours("2026-11-08T23:00+00:00", "2026-11-10T23:00+00:00", 3600, True)]),
+    ("Europe/Paris", "week", "2026-11-08T00:00+01:00", "2026-11-19T00:00+01:00", [  # Sunday 8th to Wednesday 18th
+        _hours("2026-11-07T23:00+00:00", "2026-11-09T00:00+00:00", 3600, True),  # holds Monday 9th 00:00 local
+        _days("2026-11-09T00:00+00:00", "2026-11-15T00:00+00:00", 3600),
+        _hours("2026-11-15T00:00+00:00", "2026-11-16T00:00+00:00", 3600, True),  # holds Monday 16th 00:00 local
+        _days("2026-11-16T00:00+00:00", "2026-11-18T00:00+00:00", 3600),
+        _hours("2026-11-18T00:00+00:00", "2026-11-18T23:00+00:00", 3600, True),
+    ]),
+    ("UTC", "hour", "2026-11-01T00:00+00:00", "2026-11-03T00:00+00:00",
+     [_hours("2026-11-01T00:00+00:00", "2026-11-03T00:00+00:00", 0, True)]),
 ]
 
 
@@ -192,7 +215,13 @@ def test_coverage_covers_every_quarter_once_at_its_own_offset(tz, unit):
     for piece in pieces:
         assert piece.offset_s == piece.start.astimezone(zone).utcoffset().total_seconds()
         assert piece.offset_s == (piece.end - dt.timedelta(minutes=15)).astimezone(zone).utcoffset().total_seconds()
-        if piece.hourly:  # every hour of it inside one key
+        if piece.grain == "1d":  # whole UTC days, each inside one key
+            assert piece.start.hour == piece.start.minute == piece.end.hour == piece.end.minute == 0
+            local = piece.start + dt.timedelta(seconds=piece.offset_s)
+            while local < piece.end + dt.timedelta(seconds=piece.offset_s):
+                assert _key(local, unit) == _key(local + dt.timedelta(hours=23, minutes=45), unit)
+                local += dt.timedelta(days=1)
+        if piece.grain == "1h":  # every hour of it inside one key
             assert piece.start.minute == piece.end.minute == 0
             local = piece.start + dt.timedelta(seconds=piece.offset_s)
             while local < piece.end + dt.timedelta(seconds=piece.offset_s):

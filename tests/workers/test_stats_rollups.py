@@ -14,7 +14,7 @@ from tests.workers.clicks import push, run_once_dying_before_ack
 from tests.workers.conversions import click_of, conversions, make_world, now_ms, postback
 from workers.conversion_apply import apply_postbacks
 
-TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h")]
+TABLES = [f"stats_{cube}_{grain}" for cube in ("offer", "affiliate", "full") for grain in ("15m", "1h", "1d")]
 
 
 async def totals(pool, table: str = "stats_full_15m") -> dict[str, int]:
