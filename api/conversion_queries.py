@@ -5,16 +5,7 @@ Scoping, in the SQL (row-level security is the backstop): an advertiser key sees
 advertiser's conversions, an affiliate key the conversions attributed to it; every other
 role the whole organization. Another organization's id reads exactly like a missing one.
 
-What each role is shown (absent fields, not nulls):
-
-- organization-wide roles: everything;
-- advertiser: what it owes (``revenue_minor``), never what the affiliate earns
-  (``payout_minor``, ``rule_applied``, a history row's ``payout_delta_minor``);
-- affiliate: what it earns, never what the advertiser pays or the sale's details
-  (``revenue_minor``, ``advertiser_id``, ``external_id``, the sale amount, product,
-  order, customer, metadata, the visitor's address and user agent, ``rule_applied``,
-  ``postback_id``, a history row's ``revenue_delta_minor`` and ``actor``), and it may not
-  filter by what it cannot see.
+What each role is shown is ``core.conversion_visibility``'s (absent fields, not nulls).
 
 Newest first by ``(created_at, id)``, paged by the same opaque cursor as every list.
 """
