@@ -3,8 +3,8 @@
 
 The statement, in steps:
 
-- ``src``: for each piece of the coverage, the rows of ``stats_<cube>_1h`` or
-  ``stats_<cube>_15m`` in it (a lateral index range scan per piece), with the time key
+- ``src``: for each piece of the coverage, the rows of ``stats_<cube>_1d``, ``_1h`` or
+  ``_15m`` in it (a lateral index range scan per piece), with the time key
   computed from ``bucket + offset`` of the piece, filtered by the plan's filters and pins;
 - ``by_cur``: summed per group key and currency (clicks live in rows without a currency);
 - ``g``: one row per group key: counts over every currency, money as parallel arrays
@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from api.schemas import StatsConversions, StatsKey, StatsMoney, StatsPage, StatsQueryEcho, StatsRow, StatsTotals
+from core.errors import ValidationError
 from core.stats import KEY_NAMES, MONEY_MEASURES, SORT_KINDS, StatsPlan, encode_cursor
 from core.stats_measures import conversion_rate, epc
 
@@ -142,6 +143,23 @@ def _after(plan: StatsPlan, sql: _Sql) -> str:
         equal = [f"s{j} = {values[j]}" for j in range(i)]
         ors.append("(" + " and ".join(equal + [f"s{i} {'<' if key.descending else '>'} {values[i]}"]) + ")")
     return "(" + " or ".join(ors) + ")"
+
+
+_ID_TABLES = {"offer": "offers", "advertiser": "advertisers", "affiliate": "affiliates"}
+
+
+async def check_filter_ids(conn: asyncpg.Connection, org_id: uuid.UUID, plan: StatsPlan) -> None:
+    """Every offer, advertiser and affiliate id the caller filters by names a row of its
+    organization; else 422 ``unknown_id`` naming the field. Another organization's id is
+    invisible here (row-level security), so it is refused exactly like a missing one."""
+    for dimension, table in _ID_TABLES.items():
+        wanted = {uuid.UUID(v) for v in plan.filters.get(dimension, ())}
+        if not wanted:
+            continue
+        found = {r["id"] for r in await conn.fetch(
+            f"select id from {table} where org_id = $1 and id = any($2::uuid[])", org_id, list(wanted))}
+        if wanted - found:
+            raise ValidationError("unknown_id", f"{dimension}_id: no such {dimension} in this organization")
 
 
 async def query_stats(conn: asyncpg.Connection, org_id: uuid.UUID, plan: StatsPlan) -> StatsPage:

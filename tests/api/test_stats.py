@@ -157,9 +157,18 @@ async def test_an_advertiser_sees_only_its_offers_and_never_payout(client, tenan
     assert body["totals"]["clicks"] == 0 and body["totals"]["conversions"]["total"] == 0
 
 
-async def test_another_organizations_ids_match_nothing(client, other, shop):
-    body = await stats(client, other.headers, offer_id=shop.offer_b, group_by="offer", **RANGE)
-    assert body["data"] == [] and body["totals"]["clicks"] == 0 and body["totals"]["money"] == []
+@pytest.mark.parametrize("field", ["offer_id", "advertiser_id", "affiliate_id"])
+async def test_another_organizations_ids_are_refused_like_missing_ones(client, other, shop, field):
+    theirs = {"offer_id": shop.offer_b, "advertiser_id": shop.advertiser_b, "affiliate_id": shop.affiliate_y}[field]
+    missing = str(uuid.uuid4())
+    foreign = await client.get("/v1/stats", params={field: theirs, **RANGE}, headers=other.headers)
+    unknown = await client.get("/v1/stats", params={field: missing, **RANGE}, headers=other.headers)
+    assert_error(foreign, 422, "unknown_id")
+    assert_error(unknown, 422, "unknown_id")
+    assert foreign.json()["message"] == unknown.json()["message"] == f"{field}: no such {field[:-3]} in this organization"
+
+
+async def test_another_organizations_rows_never_count(client, other, shop):
     body = await stats(client, other.headers, **RANGE)
     assert body["totals"]["clicks"] == 1000  # its own row, on an offer id it does not even own
 
