@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install lint clean
+.PHONY: run test bench install browser lint clean
 
 run: install
 	$(BIN)/afftok up
 
-test: install
+test: install browser
 	$(BIN)/pytest
 
 bench: install
@@ -18,6 +18,12 @@ lint: install
 	$(BIN)/lint-imports
 
 install: $(VENV)/.synced
+
+# The dashboard's browser test drives Debian's chromium package (it never downloads a
+# browser); sudo only when not root.
+SUDO = $(shell test "$$(id -u)" -eq 0 || command -v sudo)
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 # uv syncs the locked dependencies ~9x faster than pip; --inexact keeps uv itself.
 $(VENV)/.synced: pyproject.toml uv.lock

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.auth import authenticate, authorize, token_verifier
+from api.dashboard import ROUTES as DASHBOARD_ROUTES
 from api.errors import HANDLED, handle_error
 from api.openapi import openapi_json
 from api.rate_limit import RateLimiter, enforce_rate_limit
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [Route(path, _dispatch(by_method), methods=list(by_method)) for path, by_method in _by_path().items()]
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    routes += DASHBOARD_ROUTES  # a public static page: it calls the secured routes with the user's key
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext)],
