@@ -12,7 +12,8 @@ The statement, in steps:
 - ``tot``: the same over the whole range, joined to every row of the page, so an empty
   page still returns the totals.
 
-Identifiers come only from fixed tables here; every value is a parameter. It runs in the
+Sums are ``afftok_sum`` (migrations/0016_stats_sum.sql): bigint in, bigint out, no
+numeric detour. Identifiers come only from fixed tables here; every value is a parameter. It runs in the
 caller's tenant transaction: ``org_id = $1`` first, row-level security behind it.
 """
 
@@ -108,17 +109,17 @@ def _money_columns(plan: StatsPlan, sql: _Sql, prefix: str) -> list[str]:
 
 def _statement(plan: StatsPlan, sql: _Sql) -> str:
     keys = [f"k{i}" for i in range(len(_keys(plan)))]
-    sums = [f"sum({c})::bigint as {c}" for c in _COUNTS + _MONEY]
+    sums = [f"afftok_sum({c}) as {c}" for c in _COUNTS + _MONEY]
     chosen = []
     if len(plan.currencies) == 1:  # the one currency money is sorted by
         only = sql.param(plan.currencies[0], "text")
-        chosen = [f"coalesce(sum({m}) filter (where currency = {only}), 0)::bigint as cur_{m.removesuffix('_minor')}"
+        chosen = [f"afftok_sum({m}) filter (where currency = {only}) as cur_{m.removesuffix('_minor')}"
                   for m in _MONEY]
     statuses = " + ".join(c for c in _COUNTS if c.startswith("conversions_"))
     sorts = [f"{_sort_expression(plan, k.name)} as s{i}" for i, k in enumerate(plan.sort)]
     order = ", ".join(f"s{i}{' desc' if k.descending else ''}" for i, k in enumerate(plan.sort))
     order = f" order by {order}" if order else ""
-    counts = [f"coalesce(sum({c}), 0)::bigint as {c}" for c in _COUNTS]
+    counts = [f"afftok_sum({c}) as {c}" for c in _COUNTS]
     return (
         f"with src as ({' union all '.join(_source(plan, sql, g) for g in _GRAINS if any(p.grain == g for p in plan.pieces))}),"
         f" by_cur as (select {', '.join(keys + ['currency'] + sums)} from src group by {', '.join(keys + ['currency'])}),"
