@@ -49,9 +49,13 @@ def _cmd_api(args) -> int:
 
 def _cmd_worker(args) -> int:
     import arq
+    import uvloop
 
     from workers.settings import worker_settings
 
+    # On uvloop like the edge and the api: asyncpg and redis run about a third faster
+    # (arq runs on the loop set here).
+    asyncio.set_event_loop(uvloop.new_event_loop())
     arq.run_worker(worker_settings(load_settings()))
     return 0
 
