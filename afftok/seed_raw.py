@@ -13,7 +13,6 @@ when they were received.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import os
 import random
@@ -32,7 +31,6 @@ CONVERSION_COLUMNS = (
     "device_type", "sub1")
 HISTORY_COLUMNS = ("org_id", "conversion_id", "from_status", "to_status", "reason", "actor", "revenue_delta_minor",
                    "payout_delta_minor", "currency", "created_at")
-VISITOR_COLUMNS = ("org_id", "offer_id", "day", "visitor", "click_id")
 USER_AGENTS = {
     "desktop": ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
                 "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"),
@@ -52,7 +50,6 @@ class RawRows:
         self.clicks: list[tuple] = []
         self.conversions: list[tuple] = []
         self.history: list[tuple] = []
-        self.visitors: list[tuple] = []
 
 
 class RawWindow:
@@ -96,12 +93,10 @@ class RawWindow:
         offer, affiliate = net.offers[link_.offer], net.affiliates[link_.affiliate]
         address, user_agent, country, device = self._visitor(link)
         sub1 = affiliate.sub1.draw(rng)
-        fingerprint = uuid.UUID(hashlib.md5(f"{address}|{user_agent}".encode()).hexdigest())
-        seen_key = (link_.offer, at.date(), fingerprint)
+        seen_key = (link_.offer, at.date(), address, user_agent)
         unique = seen_key not in self.seen
         if unique:
             self.seen.add(seen_key)
-            self.rows.visitors.append((self.org_id, offer.id, at.date(), fingerprint, click_id))
         sub1_key = rolled_up_sub1(offer, sub1)
         self.rollups.add_clicks(floor_bucket(at), link, country, device, sub1_key, 1, int(unique))
         self.rows.clicks.append((

@@ -25,10 +25,11 @@ import asyncpg
 import msgspec
 
 from afftok.seed_network import Network, build_network
-from afftok.seed_raw import CLICK_COLUMNS, CONVERSION_COLUMNS, HISTORY_COLUMNS, VISITOR_COLUMNS, RawWindow
+from afftok.seed_raw import CLICK_COLUMNS, CONVERSION_COLUMNS, HISTORY_COLUMNS, RawWindow
 from afftok.seed_rollups import DIMENSIONS, TABLES, Rollups, columns
 from afftok.seed_store import (
-    copy, create_seed_organization, organization_exists, rebuild_daily_rollups, write_catalog, write_sub1_values,
+    copy, create_seed_organization, organization_exists, rebuild_daily_rollups, write_catalog, write_click_visitors,
+    write_sub1_values,
 )
 from afftok.seed_traffic import Conversions, bucket_counts, bulk_bucket, link_days
 from afftok.seed_window import raw_window_start
@@ -92,7 +93,7 @@ async def run_seed(conn: asyncpg.Connection, options: SeedOptions, now: dt.datet
                  f"{len(network.links)} links, {sub1_values} sub1 values")
         generator = _Generator(rng, network, org_id, counts, window, links, now)
         rows, raw = await _write_traffic(conn, generator, options.clicks, progress)
-        await _write_raw(conn, raw, now)
+        await _write_raw(conn, org_id, raw, now)
         rows.update(await rebuild_daily_rollups(conn, org_id, DIMENSIONS))
         await record_tracked_events(conn, _per_month(org_id, counts))
     return SeedSummary(
@@ -185,12 +186,11 @@ async def _write_traffic(conn, generator: _Generator, clicks: int, progress) -> 
     return rows, generator.raw.rows
 
 
-async def _write_raw(conn: asyncpg.Connection, raw, now: dt.datetime) -> None:
+async def _write_raw(conn: asyncpg.Connection, org_id: uuid.UUID, raw, now: dt.datetime) -> None:
     await copy(conn, "clicks", CLICK_COLUMNS, raw.clicks)
     await copy(conn, "conversions", CONVERSION_COLUMNS, raw.conversions)
     await copy(conn, "conversion_status_history", HISTORY_COLUMNS, raw.history)
-    kept = visitors_cutoff(now.date())  # what the live path still remembers
-    await copy(conn, "click_visitors", VISITOR_COLUMNS, [v for v in raw.visitors if v[2] >= kept])
+    await write_click_visitors(conn, org_id, visitors_cutoff(now.date()))  # what the live path still remembers
 
 
 def _per_month(org_id: uuid.UUID, counts: dict[dt.datetime, int]) -> dict[tuple[uuid.UUID, dt.date], int]:

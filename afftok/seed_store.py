@@ -14,6 +14,7 @@ import asyncpg
 from afftok.seed_network import Network
 from core.store.api_keys import create_api_key
 from core.store.organizations import create_organization
+from core.store.stats_rollups import VISITOR_SQL
 
 
 async def create_seed_organization(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, str]:
@@ -86,3 +87,15 @@ async def rebuild_daily_rollups(conn: asyncpg.Connection, org_id: uuid.UUID, dim
             f" group by org_id, 2, {columns}", org_id)
         written[daily] = int(status.rsplit(" ", 1)[1])
     return written
+
+
+async def write_click_visitors(conn: asyncpg.Connection, org_id: uuid.UUID, since: dt.date) -> int:
+    """Remember the visitors of the organization's raw clicks since ``since`` (UTC) as the
+    live path does (``core.store.stats_rollups``): a visitor's first click per offer and day."""
+    status = await conn.execute(
+        f"insert into click_visitors (org_id, offer_id, day, visitor, click_id)"
+        f" select org_id, offer_id, (clicked_at at time zone 'UTC')::date,"
+        f" {VISITOR_SQL.format(ip='ip', user_agent='user_agent')}, min(click_id collate \"C\")"
+        f" from clicks where org_id = $1 and clicked_at >= $2::date::timestamp at time zone 'UTC'"
+        f" group by 1, 2, 3, 4 order by 1, 3, 2, 4 on conflict do nothing", org_id, since)
+    return int(status.rsplit(" ", 1)[1])

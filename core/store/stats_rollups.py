@@ -38,6 +38,9 @@ DEFAULT_SUB1_LIMIT = 1000
 # reaches Postgres later than that may count as unique again: a backlog of days).
 VISITOR_DAYS_KEPT = 3
 SUB1_OTHER = "(other)"
+# A visitor: its address and user agent, hashed to 64 bits (migrations/0017).
+VISITOR_SQL = "hashtextextended(coalesce(host({ip}), '') || '|' || coalesce({user_agent}, ''), 0)"
+_VISITOR = VISITOR_SQL.format(ip="ip", user_agent="user_agent")
 SUB1_MAX_CHARS = 100
 
 _CUBES = {
@@ -88,7 +91,7 @@ visitors as (
     insert into click_visitors (org_id, offer_id, day, visitor, click_id)
     select org_id, offer_id, day, visitor, min(click_id collate "C") from (
         select org_id, offer_id, (clicked_at at time zone 'UTC')::date as day, click_id,
-               md5(coalesce(host(ip), '') || '|' || coalesce(user_agent, ''))::uuid as visitor
+               {_VISITOR} as visitor
         from new
     ) v
     group by org_id, day, offer_id, visitor

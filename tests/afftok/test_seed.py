@@ -103,7 +103,7 @@ select offer_id, count(*) as clicks,
 from (
     select offer_id, row_number() over (
         partition by offer_id, (clicked_at at time zone 'UTC')::date,
-                     md5(coalesce(host(ip), '') || '|' || coalesce(user_agent, ''))
+                     host(ip), user_agent
         order by clicked_at, click_id collate "C") = 1 as first_visit
     from clicks where org_id = $1
 ) c group by 1
