@@ -3,8 +3,8 @@
 ``insert_clicks`` may be given the same records any number of times; each click id is
 stored once (the primary key is ``(click_id, clicked_at)`` and ``clicked_at`` is derived
 from ``ts_ms``, which the click id's prefix fixes). The rows it actually inserted are
-counted into the statistics rollups in the same transaction
-(``core.store.stats_rollups.roll_up_new_clicks``), and it returns how many it inserted
+counted into the statistics rollups in the same statement
+(``core.store.stats_rollups.click_rollup_ctes`` over its ``returning``), and it returns how many it inserted
 per organization, offer, affiliate and UTC day (``NewClicks``), counted in Postgres, so
 the caller updates other derived data (usage, click cap counters) from new rows only,
 in its transaction when there is one.
@@ -27,7 +27,7 @@ from msgspec.structs import astuple
 
 from core.models import ClickRecord
 from core.store.partitions import ensure_daily_partitions
-from core.store.stats_rollups import DEFAULT_SUB1_LIMIT, NEW_CLICKS_TABLE, roll_up_new_clicks
+from core.store.stats_rollups import DEFAULT_SUB1_LIMIT, click_rollup_ctes
 
 _COLUMNS = list(ClickRecord.__struct_fields__)
 
@@ -55,7 +55,10 @@ create temp table if not exists clicks_staging (
 ) on commit delete rows
 """
 
-_INSERT = """
+def _insert(on_conflict: str) -> str:
+    """Insert the staged clicks, count the inserted ones into the rollups (``$1``: the sub1
+    limit) and return them per organization, offer, affiliate and day: one statement."""
+    return f"""
 with inserted as (
 insert into clicks (click_id, clicked_at, org_id, offer_id, affiliate_id, link_id, outcome,
                     sub1, sub2, sub3, sub4, sub5, source_id, ip, user_agent, referer,
@@ -68,19 +71,16 @@ from clicks_staging
 returning click_id, clicked_at, org_id, offer_id, affiliate_id, outcome, sub1, ip, user_agent, country,
           device_type
 ),
-kept as (
-insert into clicks_new (click_id, clicked_at, org_id, offer_id, affiliate_id, sub1, ip, user_agent, country,
-                        device_type)
-select click_id, clicked_at, org_id, offer_id, affiliate_id, sub1, ip, user_agent, country, device_type
-from inserted
-)
+{click_rollup_ctes("inserted")}
 select org_id, offer_id, affiliate_id, (clicked_at at time zone 'UTC')::date as day,
        count(*) as clicks, count(*) filter (where outcome = 'redirect') as redirects
 from inserted
 group by 1, 2, 3, 4
 """
-_INSERT_NEW = _INSERT.format(on_conflict="")
-_INSERT_IDEMPOTENT = _INSERT.format(on_conflict="on conflict do nothing")
+
+
+_INSERT_NEW = _insert("")
+_INSERT_IDEMPOTENT = _insert("on conflict do nothing")
 
 
 def click_day(ts_ms: int) -> dt.date:
@@ -112,17 +112,16 @@ async def insert_clicks(
     await ensure_daily_partitions(conn, "clicks", click_days(records))
     nested = conn.is_in_transaction()
     async with conn.transaction():
-        await conn.execute(_CREATE_STAGING + ";" + NEW_CLICKS_TABLE)
-        if nested:  # an outer transaction keeps earlier rows in both until its commit
-            await conn.execute("delete from clicks_staging; delete from clicks_new")
+        await conn.execute(_CREATE_STAGING)
+        if nested:  # an outer transaction keeps earlier rows until its commit
+            await conn.execute("delete from clicks_staging")
         await conn.copy_records_to_table("clicks_staging", records=map(astuple, records), columns=_COLUMNS)
         try:
             # Redelivery is rare: try the plain insert first (no speculative insertion per
             # row, measurably cheaper); on any duplicate, its savepoint rolls back and the
             # idempotent form runs instead.
             async with conn.transaction():
-                rows = await conn.fetch(_INSERT_NEW)
+                rows = await conn.fetch(_INSERT_NEW, sub1_limit)
         except asyncpg.UniqueViolationError:
-            rows = await conn.fetch(_INSERT_IDEMPOTENT)
-        await roll_up_new_clicks(conn, sub1_limit)
+            rows = await conn.fetch(_INSERT_IDEMPOTENT, sub1_limit)
     return [NewClicks(*r) for r in rows]

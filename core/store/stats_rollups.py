@@ -5,9 +5,10 @@ Contract: every function here counts exactly the rows its caller's statement act
 inserted, in the caller's transaction, so a commit carries the rows and their counts
 together and a rollback or a replay adds nothing.
 
-- ``roll_up_new_clicks``: the clicks ``core.store.clicks.insert_clicks`` just inserted
-  (it leaves them in the session's ``clicks_new`` table, emptied at each call and at
-  commit). A click is unique when its visitor (address and user agent) has no click on
+- ``click_rollup_ctes``: the clicks just inserted, counted in the inserting statement
+  itself (``core.store.clicks.insert_clicks`` runs them over its ``returning``;
+  ``roll_up_new_clicks`` over the session's ``clicks_new`` table, for callers that write
+  clicks otherwise). A click is unique when its visitor (address and user agent) has no click on
   the offer earlier that UTC day (``click_visitors``, first insert wins; concurrent
   batches wait on each other's uncommitted visitor rows, so one click counts). Its sub1
   becomes a dimension value when the offer has room for another (``sub1_limit``,
@@ -80,11 +81,16 @@ create temp table if not exists clicks_new (
 ) on commit delete rows
 """
 
-_ROLL_UP_CLICKS = f"""
-with new as (
+
+def click_rollup_ctes(source: str) -> str:
+    """The CTEs (after ``with``) that count the clicks of ``source`` into the rollups: a table or
+    CTE with the columns of ``clicks_new``, holding only clicks just inserted; ``$1`` is the
+    sub1 limit. ``core.store.clicks`` runs them in its insert statement, on its ``returning``."""
+    return f"""
+new as (
     select n.click_id, n.clicked_at, n.org_id, n.offer_id, n.affiliate_id, o.advertiser_id, n.country,
            n.device_type, left(nullif(n.sub1, ''), {SUB1_MAX_CHARS}) as sub1_value, n.ip, n.user_agent
-    from clicks_new n join offers o on o.org_id = n.org_id and o.id = n.offer_id
+    from {source} n join offers o on o.org_id = n.org_id and o.id = n.offer_id
 ),
 visitors as (
     -- a visitor's first click of the batch (click ids sort in time order), in key order
@@ -148,8 +154,10 @@ facts as (
     group by org_id, at, offer_id, advertiser_id, affiliate_id, country, device, sub1
 ),
 {_upserts("facts")}
-select coalesce(sum(clicks), 0) from facts
 """
+
+
+_ROLL_UP_CLICKS = f"with {click_rollup_ctes('clicks_new')} select coalesce(sum(clicks), 0) from facts"
 
 
 async def roll_up_new_clicks(conn: asyncpg.Connection, sub1_limit: int = DEFAULT_SUB1_LIMIT) -> int:
