@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import msgspec
 import pytest
 import pytest_asyncio
@@ -33,10 +34,22 @@ ZONE = "Asia/Kolkata"
 BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 
+JWT_SECRET = "dashboard-browser-test-secret-0123456789"
+
+
+def _user_token(org_id: str, role: str) -> str:
+    """A dashboard user's token (HS256, Supabase-style claims), as tenancy accepts it."""
+    now = int(time.time())
+    claims = {"sub": "user-dash", "aud": "authenticated", "iat": now, "exp": now + 600,
+              "app_metadata": {"org_id": org_id, "role": role}}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
 class Stack(msgspec.Struct, kw_only=True):
     api_url: str
     edge_url: str
     key: str  # the demo organization's admin key
+    org_id: str
     demo_link: str
     demo_postback_url: str
 
@@ -61,6 +74,7 @@ def _start_up(data_dir: Path, database_url: str, redis_url: str, redis_prefix: s
         DATABASE_URL=database_url, REDIS_URL=redis_url, AFFTOK_REDIS_PREFIX=redis_prefix,
         AFFTOK_DATA_DIR=str(data_dir), AFFTOK_EDGE_PORT="0", AFFTOK_API_PORT="0", AFFTOK_SPOOL_FSYNC="0",
         AFFTOK_COUNTRY_HEADER="cf-ipcountry", AFFTOK_TRUST_FORWARDED_FOR="1",  # visitors from several places
+        AFFTOK_JWT_HS256_SECRET=JWT_SECRET,  # dashboard users sign in with tokens too
     )
     log = open(data_dir.parent / "up.log", "wb")
     try:
@@ -90,7 +104,7 @@ async def stack(tmp_path, database_url, redis_url, redis_prefix, redis):
     proc = _start_up(data_dir, database_url, redis_url, redis_prefix)
     try:
         up = await _wait_for_up_json(proc, data_dir)
-        yield Stack(api_url=up["api_url"], edge_url=up["edge_url"], key=up["demo_api_key"],
+        yield Stack(api_url=up["api_url"], edge_url=up["edge_url"], key=up["demo_api_key"], org_id=up["demo_org_id"],
                     demo_link=up["demo_link"], demo_postback_url=up["demo_postback_url"])
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -340,5 +354,15 @@ async def test_the_dashboard_shows_what_the_api_answers(browser: Browser, stack,
         assert "Revenue" not in report and "Profit" not in report and "Payout" in report
         hidden = "[data-testid$='-revenue'], [data-testid=revenue], [data-testid$='-profit'], [data-testid=profit]"
         assert await page.locator(hidden).count() == 0
+
+        # A dashboard user (an analyst's token instead of a key) sees the organization.
+        await page.get_by_test_id("sign-out").click()
+        token = _user_token(stack.org_id, "analyst")
+        await _sign_in(page, token)
+        query = await _wait_for_report(page, ZONE, "day")
+        api.headers["Authorization"] = f"Bearer {token}"
+        totals = await _assert_page_matches_api(page, api, query)
+        assert totals["clicks"] == traffic.clicks
+        assert await page.get_by_test_id("view").inner_text() == "Organization view"
     await context.close()
     assert not problems, problems
