@@ -40,6 +40,13 @@ def sign(secret: bytes, body: bytes, now_s: int) -> str:
     return f"t={now_s},v1={_digest(secret, str(now_s), body)}"
 
 
+def sign_all(secrets: list[bytes], body: bytes, now_s: int) -> str:
+    """The header signed by every live secret (newest first) while one is rotated out."""
+    if not secrets or not all(secrets):
+        raise ValueError("at least one non-empty signing secret is required")
+    return f"t={now_s}," + ",".join(f"v1={_digest(s, str(now_s), body)}" for s in secrets)
+
+
 def verify(secret: bytes, header: str, body: bytes, now_s: int, window_s: int = SIGNATURE_WINDOW_S) -> None:
     """Return if ``header`` signs ``body`` with ``secret`` within ``window_s`` of ``now_s``."""
     if not secret:
