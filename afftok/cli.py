@@ -92,6 +92,12 @@ def _cmd_seed(args) -> int:
     return command(args, load_settings())
 
 
+def _cmd_deliveries(args) -> int:
+    from afftok.deliveries_command import command
+
+    return command(args, load_settings())
+
+
 def _cmd_up(args) -> int:
     from afftok.supervisor import run_up
 
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fd", type=int, default=None, help="serve on an inherited listening socket")
         p.add_argument("--workers", type=int, default=0, help="processes (default from settings)")
         p.set_defaults(func=func)
-    sub.add_parser("worker", help="run the arq workers (ingest, maintenance)").set_defaults(func=_cmd_worker)
+    sub.add_parser("worker", help="run the arq workers (ingest, conversions, deliveries, maintenance)").set_defaults(func=_cmd_worker)
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create an API key and print it (shown once)")
     create.add_argument("--org", required=True, help="organization id")
@@ -129,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="fill a database with a network and its traffic (1M, 10M, 100M clicks)")
     add_seed_arguments(seed)
     seed.set_defaults(func=_cmd_seed)
+    from afftok.deliveries_command import add_arguments as add_deliveries_arguments
+
+    deliveries = sub.add_parser("deliveries", help="pause, resume or inspect outbound postbacks and webhooks")
+    add_deliveries_arguments(deliveries)
+    deliveries.set_defaults(func=_cmd_deliveries)
     return parser
 
 

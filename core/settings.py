@@ -69,6 +69,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     datacenter_cidrs_path: str = ""  # operator's list of datacenter/proxy CIDRs, one per line
     worker_metrics_port: int = 0  # serve the worker's Prometheus metrics here; 0 = off
 
+    # Delivery worker: affiliate postbacks and webhooks from the outbox.
+    delivery_allowed_ports: str = "80,443"  # ports outbound URLs may use, comma-separated
+    # Internal receivers the operator allows (CIDRs or addresses, comma-separated); empty =
+    # only globally routable addresses. Cloud metadata addresses stay refused regardless.
+    delivery_allow_cidrs: str = ""
+    delivery_connect_timeout_ms: int = 3_000
+    delivery_read_timeout_ms: int = 10_000
+    delivery_max_age_s: int = 72 * 3600  # retried until this long after the event (or a replay)
+    delivery_retry_base_s: int = 5  # the first retry; each later one waits about twice as long
+    delivery_retry_max_s: int = 7_200  # the longest wait between two attempts
+    delivery_disable_after_failures: int = 100  # an endpoint failing this many attempts in a row...
+    delivery_disable_after_s: int = 24 * 3600  # ...for at least this long is disabled
+    delivery_batch_max: int = 200  # deliveries claimed per sender transaction
+    delivery_concurrency: int = 64  # requests in flight per sender
+    delivery_poll_interval_ms: int = 1_000  # besides NOTIFY wake-ups
+
     # API.
     api_body_max_bytes: int = 1_000_000
     # Per API key (or dashboard user): requests a minute on average, in bursts of up to

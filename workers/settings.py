@@ -23,6 +23,7 @@ from core.settings import Settings
 from core.store.fraud_signals import load_datacenter_ranges
 from workers.click_ingest import make_consumers
 from workers.conversion_ingest import make_conversion_consumers
+from workers.deliveries import start_deliveries
 from workers.exports import expire_exports_job, run_export_job
 from workers.maintenance import (
     apply_retention_job, create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job,
@@ -57,10 +58,12 @@ def worker_settings(settings: Settings) -> dict:
             ctx["metrics_server"], _thread = start_http_server(settings.worker_metrics_port, addr=settings.host)
         await start_click_ingest(ctx)
         await start_conversion_ingest(ctx)
+        await start_deliveries(ctx)
 
     async def on_shutdown(ctx: dict) -> None:
         try:
-            await asyncio.gather(stop_click_ingest(ctx), stop_consumers(ctx, "conversion_ingest"))
+            await asyncio.gather(
+                stop_click_ingest(ctx), stop_consumers(ctx, "conversion_ingest"), stop_consumers(ctx, "deliveries"))
         finally:
             if "metrics_server" in ctx:
                 await asyncio.to_thread(ctx["metrics_server"].shutdown)  # waits out its poll: not on the loop

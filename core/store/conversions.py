@@ -27,6 +27,7 @@ import msgspec
 from core.attribution import at_ms
 from core.models import PostbackRecord
 from core.store.conversion_clicks import ClickFacts
+from core.store.deliveries import OUTBOX_CHANNEL, notify
 
 DedupeKey = tuple[uuid.UUID, uuid.UUID, str, str]  # org, advertiser, external_id, goal_key
 
@@ -204,6 +205,7 @@ async def insert_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> 
             " values ($1, $2, $3, $4, $5, $6)",
             [(o.org_id, o.event_type, o.conversion_id, o.affiliate_id, o.offer_id, o.payload) for o in rows],
         )
+        await notify(conn, OUTBOX_CHANNEL)  # wakes the delivery worker once this commits
 
 
 def conversion_event(event_type: str, conversion: StoredConversion, record_goal: str | None = None) -> OutboxRow:
