@@ -10,6 +10,7 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from prometheus_client import REGISTRY
 
 from core.signatures import verify
 from core.store.deliveries import set_paused
@@ -63,11 +64,16 @@ async def test_5xx_and_timeouts_are_retried_until_they_succeed_and_a_deduping_re
             return Answer(delay_s=1.0)  # slower than the read timeout
         return Answer(status=200)
 
+    failures = {reason: _sample("afftok_webhook_failures_total", kind="webhook", reason=reason)
+                for reason in ("http_5xx", "timeout")}
     async with receivers(flaky) as (hook,):
         await add_endpoint(pool, world, "webhook", hook.url())
         dispatcher, sender = worker_parts(settings, pool, clock, local_policy(hook.port),
                                           delivery_read_timeout_ms=300)
         events = await add_events(pool, world, 20)
+        await dispatcher.dispatch_once()
+        await sender.measure_depth()
+        assert _sample("afftok_queue_depth", stream="deliveries") == 20
         for _ in range(4):
             await drain(dispatcher, sender)
             clock.advance(600)
@@ -77,6 +83,14 @@ async def test_5xx_and_timeouts_are_retried_until_they_succeed_and_a_deduping_re
         errors = await pool.fetch("select status_code, error, count(*) from delivery_attempts group by 1, 2")
         assert {(r["status_code"], r["error"]): r["count"] for r in errors} == {
             (503, None): 20, (None, "timeout"): 20, (200, None): 20}
+    for reason, before in failures.items():
+        assert _sample("afftok_webhook_failures_total", kind="webhook", reason=reason) == before + 20
+    await sender.measure_depth()
+    assert _sample("afftok_queue_depth", stream="deliveries") == 0
+
+
+def _sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_4xx_is_dead_at_once_429_waits_as_asked_and_410_disables_the_endpoint(pool, settings):
