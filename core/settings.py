@@ -84,6 +84,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_batch_max: int = 200  # deliveries claimed per sender transaction
     delivery_concurrency: int = 64  # requests in flight per sender
     delivery_poll_interval_ms: int = 1_000  # besides NOTIFY wake-ups
+    delivery_keep_days: int = 30  # delivered and dead deliveries (and their attempts) are kept this long
 
     # API.
     api_body_max_bytes: int = 1_000_000

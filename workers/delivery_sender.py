@@ -102,6 +102,9 @@ class DeliverySender:
             error, excerpt = exc.kind, exc.message
         except ValueError as exc:
             error, excerpt = "invalid_request", str(exc)
+        except Exception:  # a bug must cost one attempt (retried), not the sender
+            log.exception("delivery %s: unexpected failure", d.id)
+            error, excerpt = "internal", "internal error"
         seconds = time.perf_counter() - t0
         finished = self.clock()
         decision = decide(status, error, attempt=d.attempt, now=finished, retry_until=d.retry_until,

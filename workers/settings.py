@@ -24,6 +24,7 @@ from core.store.fraud_signals import load_datacenter_ranges
 from workers.click_ingest import make_consumers
 from workers.conversion_ingest import make_conversion_consumers
 from workers.deliveries import start_deliveries
+from workers.delivery_pruning import prune_deliveries_job
 from workers.exports import expire_exports_job, run_export_job
 from workers.maintenance import (
     apply_retention_job, create_click_partitions_job, resync_link_configs_job, resync_postback_auth_job,
@@ -37,6 +38,7 @@ _RETENTION_HOUR, _RETENTION_MINUTE = 3, 17  # daily, UTC, off-peak for most netw
 _RETENTION_TIMEOUT_S = 3600  # bounded deletes; each batch commits, so a timeout loses nothing
 _STOP_GRACE_S = 30.0
 _EXPORTS_EXPIRY_MINUTE = 23  # hourly
+_DELIVERY_PRUNE_MINUTE = 41  # hourly
 _JOB_TIMEOUT_S = 3600  # a background export of millions of rows takes minutes, not arq's default 300 s
 
 
@@ -84,6 +86,7 @@ def worker_settings(settings: Settings) -> dict:
             cron(apply_retention_job, hour=_RETENTION_HOUR, minute=_RETENTION_MINUTE, second=0,
                  timeout=_RETENTION_TIMEOUT_S),
             cron(expire_exports_job, minute=_EXPORTS_EXPIRY_MINUTE, second=0),
+            cron(prune_deliveries_job, minute=_DELIVERY_PRUNE_MINUTE, second=0),
         ],
         "job_timeout": _JOB_TIMEOUT_S,
         "on_startup": on_startup,
