@@ -25,7 +25,8 @@ from core.delivery_routing import EndpointRoute
 
 OUTBOX_CHANNEL = "afftok_outbox"
 DELIVERIES_CHANNEL = "afftok_deliveries"
-HELD = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # next_attempt_at of a disabled endpoint's deliveries
+# next_attempt_at of a disabled endpoint's deliveries: never due (asyncpg stores it as 'infinity').
+HELD = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 
 class OutboxEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -34,11 +34,18 @@ class EndpointStreak(msgspec.Struct, frozen=True, kw_only=True):
 async def record_attempts(conn: asyncpg.Connection, results: Sequence[AttemptResult]) -> list[EndpointStreak]:
     if not results:
         return []
-    await conn.executemany(
+    # A delivery deleted meanwhile (its endpoint was deleted) has nothing left to record.
+    await conn.execute(
         "insert into delivery_attempts (org_id, delivery_id, attempt, started_at, latency_ms, status_code, error,"
-        " response_excerpt, url) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [(r.delivery.org_id, r.delivery.id, r.delivery.attempt, r.started_at, r.latency_ms, r.status_code, r.error,
-          _clean(r.excerpt), r.url) for r in results])
+        " response_excerpt, url)"
+        " select u.* from unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],"
+        " $7::text[], $8::text[], $9::text[]) as u (org_id, delivery_id, attempt, started_at, latency_ms,"
+        " status_code, error, response_excerpt, url)"
+        " where exists (select from deliveries d where d.id = u.delivery_id)",
+        [r.delivery.org_id for r in results], [r.delivery.id for r in results],
+        [r.delivery.attempt for r in results], [r.started_at for r in results], [r.latency_ms for r in results],
+        [r.status_code for r in results], [r.error for r in results], [_clean(r.excerpt) for r in results],
+        [r.url for r in results])
     await conn.execute(
         "update deliveries d set status = u.verdict_status, attempts = u.attempt, last_attempt_at = u.started_at,"
         " last_status_code = u.status_code, last_error = u.error,"

@@ -237,3 +237,20 @@ async def test_an_event_goes_to_the_most_specific_postback_and_to_no_other_affil
     await dispatcher.dispatch_once()
     assert [r["endpoint_id"] for r in await pool.fetch("select endpoint_id from deliveries")] == [specific]
     assert general != specific
+
+
+async def test_an_endpoint_deleted_while_its_request_is_in_flight_costs_the_others_nothing(pool, settings):
+    world = await make_world(pool)
+    clock = Clock()
+    async with receivers(None, lambda r: Answer(delay_s=0.5)) as (steady, slow):
+        await add_endpoint(pool, world, "webhook", steady.url())
+        doomed = await add_endpoint(pool, world, "webhook", slow.url())
+        dispatcher, sender = worker_parts(settings, pool, clock, local_policy(steady.port, slow.port))
+        await add_events(pool, world, 3)
+        await dispatcher.dispatch_once()
+        sending = asyncio.create_task(sender.send_once())
+        await asyncio.sleep(0.2)
+        await pool.execute("delete from delivery_endpoints where id = $1", doomed)
+        assert await sending == 6
+    assert (await _statuses(pool)) == {"delivered": 3}
+    assert await pool.fetchval("select count(*) from delivery_attempts") == 3
