@@ -27,6 +27,7 @@ from api.request_context import RequestContext
 from api.resources import Resources
 from api.routes import ENDPOINTS, Endpoint, Handler
 from core.db import APP_ROLE, create_pool
+from core.outbound_targets import OutboundPolicy, Resolver, system_resolver
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.link_configs import sync_all_links
@@ -82,10 +83,13 @@ async def _sync_links_as_owner(settings: Settings, redis: aioredis.Redis, keys: 
         await conn.close()
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, resolver: Resolver = system_resolver) -> Starlette:
+    """``resolver``: how endpoint URLs' names are looked up for the SSRF guard (tests fake it)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         token_verifier(settings)  # a bad JWT configuration (say, an unreadable JWKS file) stops startup
+        outbound = OutboundPolicy.from_text(settings.delivery_allowed_ports, settings.delivery_allow_cidrs)  # likewise
         keys = RedisKeys(prefix=settings.redis_prefix, click_stream_shards=settings.click_stream_shards)
         pool = await create_pool(
             settings.app_database_url or settings.database_url, max_size=settings.api_db_pool_max_size,
@@ -94,7 +98,8 @@ def create_app(settings: Settings) -> Starlette:
         redis = aioredis.Redis.from_url(settings.redis_url)
         try:
             await _sync_links_as_owner(settings, redis, keys)
-            app.state.resources = Resources(settings=settings, pool=pool, redis=redis, keys=keys)
+            app.state.resources = Resources(
+                settings=settings, pool=pool, redis=redis, keys=keys, outbound=outbound, resolver=resolver)
             app.state.rate_limiter = RateLimiter.from_settings(settings, redis, keys)
             yield
         finally:

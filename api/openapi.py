@@ -18,7 +18,8 @@ _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 _ERRORS = {
     "400": "Malformed request body", "401": "Missing or invalid API key", "403": "Not allowed for this key's role",
     "404": "Not found (including ids of other organizations)",
-    "409": "Conflicts with the current state (e.g. invalid_transition: a status move the lifecycle does not allow)",
+    "409": "Conflicts with the current state (e.g. invalid_transition: a status move the lifecycle does not allow;"
+           " already_pending: a replay of a delivery still being tried)",
     "413": "Request body too large", "422": "Invalid request", "500": "Internal error",
     "503": "Saved, but the edge could not be told yet (publish_failed); the next sync repairs it",
 }
@@ -58,7 +59,8 @@ def _operation(e: Endpoint, refs: dict[Any, dict]) -> dict[str, Any]:
         "summary": e.summary,
         "parameters": params,
         "responses": {
-            str(e.status): {"description": "OK", "content": _content(e.response, refs)},
+            str(e.status): {"description": "No content"} if e.status == 204 else {
+                "description": "OK", "content": _content(e.response, refs)},
             **_error_responses(e.action is None),
         },
     }

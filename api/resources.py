@@ -1,4 +1,5 @@
-"""What every handler shares: the pool, Redis, key names and settings, built in lifespan.
+"""What every handler shares: the pool, Redis, key names and settings, built in lifespan,
+and the SSRF guard's policy and resolver that endpoint URLs are checked with when saved.
 
 The pool logs in as (or ``SET ROLE``s to) ``afftok_app``, which sees only the rows of the
 organization set for the current transaction (row-level security, migrations/0003).
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from api.errors import PublishFailed
+from core.outbound_targets import OutboundPolicy, Resolver
 from core.redis_keys import RedisKeys
 from core.settings import Settings
 from core.store.link_configs import load_link_configs, publish_links
@@ -35,6 +37,8 @@ class Resources(msgspec.Struct, frozen=True, kw_only=True):
     pool: asyncpg.Pool
     redis: aioredis.Redis
     keys: RedisKeys
+    outbound: OutboundPolicy  # from settings.delivery_allowed_ports / delivery_allow_cidrs
+    resolver: Resolver  # the system's; tests give a fake
 
 
 def resources(request: Request) -> Resources:

@@ -12,14 +12,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api import delivery_schemas as ds
 from api import schemas as s
 from api.handlers import advertisers, affiliates, api_keys, audit_log, health, links, offers, organization, privacy
 from api.handlers import clicks, conversions, exports, signing_secrets, usage
-from api.handlers import stats
+from api.handlers import affiliate_postbacks, deliveries, stats, webhook_secrets, webhooks
 from core.exports import ExportRequest
 from core.stats import StatsRequest
 from core.store.affiliates import Affiliate
 from core.store.api_keys import ApiKey
+from core.store.delivery_endpoints import DeliveryEndpoint
 from core.store.offers import Offer, OfferApproval
 from core.store.postback_secrets import SigningSecretInfo
 from core.store.privacy import SubjectErasure, SubjectExport
@@ -129,4 +131,48 @@ ENDPOINTS: list[Endpoint] = [
     _e("GET", "/v1/usage", usage.get, "usage:read",
        "The plan, this month's tracked events (and overage) and active offers against its limits, and the last"
        " 12 months", s.UsageReport),
+    _e("POST", "/v1/webhooks", webhooks.create, "webhooks:write",
+       "Create a webhook: signed JSON POSTs of the events chosen (default: all) to a URL that passes the SSRF guard"
+       " now; the organization's own, or an affiliate's (an affiliate key: its own); its signing secret is in this"
+       " response only", ds.WebhookCreated, status=201, body=ds.WebhookCreate),
+    _e("GET", "/v1/webhooks", webhooks.list_, "webhooks:read",
+       "List webhooks, newest first (an affiliate key: its own); status disabled with disabled_reason failing|gone"
+       " means the worker disabled it", ds.EndpointPage, query=s.PageQuery),
+    _e("GET", "/v1/webhooks/{webhook_id}", webhooks.get, "webhooks:read", "Get a webhook", DeliveryEndpoint),
+    _e("PATCH", "/v1/webhooks/{webhook_id}", webhooks.update, "webhooks:write",
+       "Change a webhook's URL, events or description; status disabled holds its pending deliveries, active releases"
+       " them and clears its failure streak", DeliveryEndpoint, body=ds.WebhookPatch),
+    _e("DELETE", "/v1/webhooks/{webhook_id}", webhooks.delete, "webhooks:write",
+       "Delete a webhook with its secrets and deliveries", None, status=204),
+    _e("POST", "/v1/webhooks/{webhook_id}/secrets", webhook_secrets.rotate, "webhooks:write",
+       "Rotate the signing secret: a new one, in this response only; the ones current until now keep signing beside"
+       " it for grace_period_s (24 hours)", ds.WebhookSecretCreated, status=201, body=ds.WebhookSecretRotate),
+    _e("GET", "/v1/webhooks/{webhook_id}/secrets", webhook_secrets.list_, "webhooks:read",
+       "The secrets requests are signed with now (last four characters, never the secret)", ds.WebhookSecretList),
+    _e("POST", "/v1/affiliate-postbacks", affiliate_postbacks.create, "webhooks:write",
+       "Create an affiliate's postback: a GET URL template with macros for its conversion events, optionally for one"
+       " offer and/or goal (the most specific wins); an affiliate key: its own", DeliveryEndpoint, status=201,
+       body=ds.AffiliatePostbackCreate),
+    _e("GET", "/v1/affiliate-postbacks", affiliate_postbacks.list_, "webhooks:read",
+       "List affiliate postbacks, newest first (an affiliate key: its own)", ds.EndpointPage,
+       query=ds.AffiliatePostbackQuery),
+    _e("GET", "/v1/affiliate-postbacks/{affiliate_postback_id}", affiliate_postbacks.get, "webhooks:read",
+       "Get an affiliate postback", DeliveryEndpoint),
+    _e("PATCH", "/v1/affiliate-postbacks/{affiliate_postback_id}", affiliate_postbacks.update, "webhooks:write",
+       "Change an affiliate postback; status disabled holds its pending deliveries, active releases them",
+       DeliveryEndpoint, body=ds.AffiliatePostbackPatch),
+    _e("DELETE", "/v1/affiliate-postbacks/{affiliate_postback_id}", affiliate_postbacks.delete, "webhooks:write",
+       "Delete an affiliate postback with its deliveries", None, status=204),
+    _e("GET", "/v1/deliveries", deliveries.list_, "webhooks:read",
+       "List deliveries to webhooks and affiliate postbacks, newest first (an affiliate key: its own endpoints')",
+       ds.DeliveryPage, query=ds.DeliveryQuery),
+    _e("POST", "/v1/deliveries/replay", deliveries.replay_dead, "webhooks:write",
+       "Replay every dead delivery of an endpoint: pending again, due now, with a new retry budget",
+       ds.ReplayedDeliveries, body=ds.DeadDeliveriesReplay),
+    _e("GET", "/v1/deliveries/{delivery_id}", deliveries.get, "webhooks:read",
+       "Get a delivery: what it sends (a webhook's JSON payload, a postback's macro values) and every attempt",
+       ds.DeliveryDetail),
+    _e("POST", "/v1/deliveries/{delivery_id}/replay", deliveries.replay, "webhooks:write",
+       "Send a delivered or dead delivery again (409 already_pending, or endpoint_disabled)", ds.DeliveryView,
+       body=ds.DeliveryReplay),
 ]

@@ -9,13 +9,15 @@ Roles:
 - ``owner``: everything, including keys of any role (owner keys included).
 - ``admin``: everything except ``organization:manage``; so it may not grant owner power.
 - ``manager``: reads and writes the catalog (advertisers, affiliates, offers, links)
-  and conversions (reads them, changes their status by hand, sends postbacks).
+  and conversions (reads them, changes their status by hand, sends postbacks), and
+  the outbound webhooks and affiliate postbacks (``webhooks:*``).
 - ``analyst``: read-only.
 - ``advertiser``: scoped to one advertiser: its own offers and the links to them, and
   its own conversions (it may send them: ``conversions:send``, used by the edge).
 - ``affiliate``: scoped to one affiliate: its own links and the offers open to it
   (approved on the offer, or the offer does not require approval), and the
-  conversions of its own clicks.
+  conversions of its own clicks. It manages its own postback templates and webhooks
+  (``webhooks:*``) and sees their deliveries, never the organization's own webhooks.
 
 Scoped roles never write catalog objects. Granting a key (create, rotate, revoke) is
 allowed only for a role whose actions are a subset of the granter's: nobody hands out
@@ -53,6 +55,8 @@ ACTIONS: frozenset[str] = CATALOG_READ | CATALOG_WRITE | frozenset({
     "clicks:read",  # list clicks (scoped roles: their own, without the visitor's address)
     "exports:run",  # streamed and background exports; each also needs its kind's read action
     "stats:read",  # GET /v1/stats (scoped roles: their own traffic, without the other side's money)
+    "webhooks:read",  # webhooks, affiliate postbacks and their deliveries (affiliate: its own)
+    "webhooks:write",  # create, change, delete them, rotate secrets, replay deliveries
 })
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -60,13 +64,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": ACTIONS - {"organization:manage"},
     "manager": CATALOG_READ | CATALOG_WRITE | {
         "usage:read", "conversions:read", "conversions:write", "conversions:send", "clicks:read", "exports:run",
-        "stats:read",
+        "stats:read", "webhooks:read", "webhooks:write",
     },
-    "analyst": CATALOG_READ | {"usage:read", "conversions:read", "clicks:read", "exports:run", "stats:read"},
+    "analyst": CATALOG_READ | {
+        "usage:read", "conversions:read", "clicks:read", "exports:run", "stats:read", "webhooks:read",
+    },
     "advertiser": frozenset({
         "offers:read", "links:read", "conversions:read", "conversions:send", "clicks:read", "exports:run", "stats:read",
     }),
-    "affiliate": frozenset({"offers:read", "links:read", "conversions:read", "clicks:read", "exports:run", "stats:read"}),
+    "affiliate": frozenset({
+        "offers:read", "links:read", "conversions:read", "clicks:read", "exports:run", "stats:read", "webhooks:read",
+        "webhooks:write",
+    }),
 }
 
 # The column each scoped role is pinned to; every other role is organization-wide.

@@ -20,7 +20,8 @@ SEEDED_TABLES = {
     "organizations": "id", "advertisers": "org_id", "affiliates": "org_id", "offers": "org_id",
     "offer_affiliates": "org_id", "links": "org_id", "api_keys": "org_id", "clicks": "org_id",
     "audit_log": "org_id", "advertiser_signing_secrets": "org_id", "conversions": "org_id",
-    "conversion_status_history": "org_id", "export_jobs": "org_id",
+    "conversion_status_history": "org_id", "export_jobs": "org_id", "delivery_endpoints": "org_id",
+    "delivery_endpoint_secrets": "org_id", "deliveries": "org_id", "delivery_attempts": "org_id",
 }
 
 
@@ -75,8 +76,37 @@ async def seed_organization(conn: asyncpg.Connection, name: str) -> dict[str, st
         " started_at, finished_at, expires_at) values ($1, $2, 'clicks', 'csv', $3, 'system', 'done', 1, 1,"
         " $4, $4, $4::timestamptz + interval '1 day') returning id",
         uuid.uuid4(), org, {"kind": "clicks", "format": "csv", "filters": {}}, now)
+    outbound = await _seed_outbound(conn, org, aff, offer, now)
     ids = {"org_id": org, "advertiser_id": adv, "affiliate_id": aff, "offer_id": offer, "link_id": link,
            "key_id": key_id, "click_id": click_id, "secret_id": secret_id, "conversion_id": conversion_id,
-           "external_id": external_id, "export_id": export_id,
+           "external_id": external_id, "export_id": export_id, **outbound,
            "target_id": adv, "actor_id": key_id}  # the audit row's (its filters are named so)
     return {**{k: str(v) for k, v in ids.items()}, "key": key}
+
+
+async def _seed_outbound(conn: asyncpg.Connection, org: uuid.UUID, aff: uuid.UUID, offer: uuid.UUID,
+                         now: dt.datetime) -> dict[str, uuid.UUID]:
+    """The organization's own webhook with a secret and a dead delivery (one attempt), and
+    an affiliate postback for the offer; ``endpoint_id`` is the delivery's (the webhook)."""
+    webhook = await conn.fetchval(
+        "insert into delivery_endpoints (org_id, kind, url, event_types)"
+        " values ($1, 'webhook', 'https://hooks.example/afftok', '{conversion.created}') returning id", org)
+    postback = await conn.fetchval(
+        "insert into delivery_endpoints (org_id, kind, affiliate_id, offer_id, url, event_types)"
+        " values ($1, 'postback', $2, $3, 'https://hooks.example/pb?c={click_id}', '{conversion.approved}')"
+        " returning id", org, aff, offer)
+    webhook_secret = await conn.fetchval(
+        "insert into delivery_endpoint_secrets (org_id, endpoint_id, secret) values ($1, $2, $3) returning id",
+        org, webhook, "aft_whsec_" + "w" * 43)
+    event_id = uuid.uuid4()
+    delivery = await conn.fetchval(
+        "insert into deliveries (org_id, endpoint_id, event_id, event_type, body, status, attempts, event_created_at,"
+        " retry_until, last_attempt_at, last_status_code, dead_at) values ($1, $2, $3, 'conversion.created', $4,"
+        " 'dead', 1, $5, $5, $5, 404, $5) returning id",
+        org, webhook, event_id, b'{"type": "conversion.created"}', now)
+    await conn.execute(
+        "insert into delivery_attempts (org_id, delivery_id, attempt, started_at, latency_ms, status_code,"
+        " response_excerpt, url) values ($1, $2, 1, $3, 12, 404, 'not here', 'https://hooks.example/afftok')",
+        org, delivery, now)
+    return {"webhook_id": webhook, "affiliate_postback_id": postback, "webhook_secret_id": webhook_secret,
+            "endpoint_id": webhook, "delivery_id": delivery, "event_id": event_id}

@@ -8,6 +8,7 @@ import pytest
 import pytest_asyncio
 
 from api.app import create_app
+from core.outbound_targets import UnsafeTarget
 from core.store.advertisers import create_advertiser
 from core.store.affiliates import create_affiliate
 from core.store.api_keys import create_api_key
@@ -34,6 +35,20 @@ async def make_tenant(pool, name: str, role: str = "admin") -> Tenant:
     return Tenant(org_id=str(org.id), key=key.key, advertiser_id=str(adv.id), affiliate_id=str(aff.id))
 
 
+PUBLIC_ADDRESS = "93.184.216.34"
+RESOLVED = {"internal.example": ["10.0.0.5"]}  # besides: every other *.example name is PUBLIC_ADDRESS
+
+
+async def fake_resolver(host: str, port: int) -> list[str]:
+    """DNS for the api's SSRF guard without a network: names under .example are public,
+    but for those ``RESOLVED`` points elsewhere; any other name does not resolve."""
+    if host in RESOLVED:
+        return RESOLVED[host]
+    if host.endswith(".example"):
+        return [PUBLIC_ADDRESS]
+    raise UnsafeTarget(message=f"{host} does not resolve")
+
+
 @pytest.fixture
 def api_settings(settings):
     return msgspec.structs.replace(settings, public_edge_url="https://go.example", api_body_max_bytes=4096)
@@ -41,7 +56,7 @@ def api_settings(settings):
 
 @pytest_asyncio.fixture
 async def app(api_settings, pool):
-    app = create_app(api_settings)
+    app = create_app(api_settings, resolver=fake_resolver)
     async with app.router.lifespan_context(app):
         yield app
 

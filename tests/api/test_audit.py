@@ -62,6 +62,17 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, Callable[[Any, dict[str, str]], 
         "signing_secrets.revoke", "signing_secret", _ids("secret_id")),
     ("POST", "/v1/conversions/{conversion_id}/status"): ("conversions.change_status", "conversion", _ids("conversion_id")),
     ("POST", "/v1/exports"): ("exports.create", "export_job", _response_id),
+    ("POST", "/v1/webhooks"): ("webhooks.create", "webhook", _response_id),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): ("webhooks.update", "webhook", _ids("webhook_id")),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ("webhooks.delete", "webhook", _ids("webhook_id")),
+    ("POST", "/v1/webhooks/{webhook_id}/secrets"): ("webhook_secrets.rotate", "webhook_secret", _response_id),
+    ("POST", "/v1/affiliate-postbacks"): ("affiliate_postbacks.create", "affiliate_postback", _response_id),
+    ("PATCH", "/v1/affiliate-postbacks/{affiliate_postback_id}"): (
+        "affiliate_postbacks.update", "affiliate_postback", _ids("affiliate_postback_id")),
+    ("DELETE", "/v1/affiliate-postbacks/{affiliate_postback_id}"): (
+        "affiliate_postbacks.delete", "affiliate_postback", _ids("affiliate_postback_id")),
+    ("POST", "/v1/deliveries/replay"): ("deliveries.replay_dead", "delivery_endpoint", _ids("endpoint_id")),
+    ("POST", "/v1/deliveries/{delivery_id}/replay"): ("deliveries.replay", "delivery", _ids("delivery_id")),
 }
 
 
@@ -126,7 +137,10 @@ async def test_every_mutating_route_writes_exactly_one_audit_row(client, pool, c
     assert (row["target_type"], row["target_id"]) == (target_type, target_id(response, caller.ids))
     assert (row["correlation_id"], row["user_agent"]) == (correlation_id, USER_AGENT)
     assert row["client_ip"] == "127.0.0.1"  # httpx's ASGI transport peer
-    assert row["after"] is not None
+    if e.method == "DELETE" and response.status_code == 204:  # nothing after: the row is what was deleted
+        assert row["before"] is not None and row["after"] is None
+    else:
+        assert row["after"] is not None
 
 
 @pytest.mark.parametrize("e", MUTATING, ids=route_id)

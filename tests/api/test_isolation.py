@@ -48,6 +48,14 @@ SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/conversions/{conversion_id}/status"): {"status": "approved", "reason": "checked by hand"},
     # Filters select rows; an unknown id selects none (an empty export), like a list filter.
     ("POST", "/v1/exports"): {"kind": "clicks", "format": "csv"},
+    ("POST", "/v1/webhooks"): {"url": "https://hooks.example/in", "affiliate_id": "{affiliate_id}"},
+    ("PATCH", "/v1/webhooks/{webhook_id}"): {"description": "Renamed", "event_types": ["conversion.approved"]},
+    ("POST", "/v1/webhooks/{webhook_id}/secrets"): {"grace_period_s": 60},
+    ("POST", "/v1/affiliate-postbacks"): {
+        "url": "https://hooks.example/pb?c={click_id}", "affiliate_id": "{affiliate_id}", "offer_id": "{offer_id}"},
+    ("PATCH", "/v1/affiliate-postbacks/{affiliate_postback_id}"): {"offer_id": "{offer_id}", "goal": "sale"},
+    ("POST", "/v1/deliveries/replay"): {"endpoint_id": "{endpoint_id}", "status": "dead"},
+    ("POST", "/v1/deliveries/{delivery_id}/replay"): {},
 }
 
 # Lists answer a filter by an unknown id with an empty page; these refuse it (422).

@@ -23,6 +23,8 @@ MATRIX = {
     "privacy:manage":      "Y     Y     .       .       .          .",
     "usage:read":          "Y     Y     Y       Y       .          .",
     "organization:manage": "Y     .     .       .       .          .",
+    "webhooks:read":       "Y     Y     Y       Y       .          Y",
+    "webhooks:write":      "Y     Y     Y       .       .          Y",
 }
 CASES = [
     (role, action, flag == "Y")
