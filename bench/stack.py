@@ -56,13 +56,14 @@ def _wait_for_up_json(data_dir: Path, proc: subprocess.Popen, timeout_s: float) 
 
 
 @contextmanager
-def running_stack(timeout_s: float = 180) -> Iterator[UpInfo]:
+def running_stack(timeout_s: float = 180, extra_env: dict[str, str] | None = None) -> Iterator[UpInfo]:
     data_dir = Path(tempfile.mkdtemp(prefix="afftok-bench-"))
     env = {
         **os.environ, "AFFTOK_DATA_DIR": str(data_dir), "AFFTOK_EDGE_PORT": "0", "AFFTOK_API_PORT": "0",
         # The bench times the api, not its limiter: thousands of sequential requests on
         # one key would otherwise be held to 600 a minute.
         "AFFTOK_API_RATE_LIMIT_PER_MINUTE": "0",
+        **(extra_env or {}),
     }
     with open(data_dir / "bench-up.log", "wb") as log:
         proc = subprocess.Popen(
