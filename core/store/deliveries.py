@@ -170,6 +170,31 @@ async def is_paused(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("select paused from delivery_switch"))
 
 
+class SwitchStatus(msgspec.Struct, frozen=True, kw_only=True):
+    paused: bool
+    changed_at: dt.datetime
+    changed_by: str
+    outbox: int  # undispatched events
+    pending: int
+    dead: int
+    disabled_endpoints: int
+
+
+_STATUS = """
+select s.paused, s.changed_at, s.changed_by,
+       (select count(*) from outbox_events where dispatched_at is null) as outbox,
+       (select count(*) from deliveries where status = 'pending') as pending,
+       (select count(*) from deliveries where status = 'dead') as dead,
+       (select count(*) from delivery_endpoints where status = 'disabled') as disabled_endpoints
+from delivery_switch s
+"""
+
+
+async def switch_status(conn: asyncpg.Connection) -> SwitchStatus:
+    """The kill switch and the queue it holds back, every organization (the operator's view)."""
+    return SwitchStatus(**dict(await conn.fetchrow(_STATUS)))
+
+
 async def set_paused(conn: asyncpg.Connection, paused: bool, changed_by: str) -> None:
     await conn.execute(
         "update delivery_switch set paused = $1, changed_at = now(), changed_by = $2", paused, changed_by)
