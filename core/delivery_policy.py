@@ -36,7 +36,6 @@ Verdict = Literal["delivered", "retry", "dead"]
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     base_s: float = 5.0  # the first retry comes after about this long
     max_s: float = 7200.0  # no wait between attempts grows past this
-    max_age_s: int = 72 * 3600  # retry_until = the event (or a replay) + this
     disable_after_failures: int = 100
     disable_after_s: int = 24 * 3600
 
@@ -44,12 +43,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     verdict: Verdict
     next_attempt_at: dt.datetime | None = None  # for "retry"
-    reason: str  # "http_200", "http_503", "timeout", "unsafe_url", ...
     disables_endpoint: bool = False  # a 410
-
-
-def failure_reason(status_code: int | None, error: str | None) -> str:
-    return f"http_{status_code}" if status_code is not None else (error or "unknown")
 
 
 def backoff_s(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -67,20 +61,18 @@ def decide(
     policy: RetryPolicy, rng: random.Random, retry_after_s: int | None = None,
 ) -> Decision:
     """The verdict on one attempt: an HTTP status, or an ``error`` kind when there was none."""
-    reason = failure_reason(status_code, error)
     if status_code is not None and 200 <= status_code < 300:
-        return Decision(verdict="delivered", reason=reason)
+        return Decision(verdict="delivered")
     if status_code is None:
         retryable = error not in PERMANENT_ERRORS
     else:
         retryable = status_code >= 500 or status_code in RETRYABLE_4XX
     if not retryable:
-        return Decision(verdict="dead", reason=reason, disables_endpoint=status_code == ENDPOINT_GONE)
+        return Decision(verdict="dead", disables_endpoint=status_code == ENDPOINT_GONE)
     if now >= retry_until:
-        return Decision(verdict="dead", reason=reason)
+        return Decision(verdict="dead")
     wait_s = max(backoff_s(attempt, policy, rng), float(retry_after_s or 0))
-    return Decision(verdict="retry", reason=reason,
-                    next_attempt_at=min(now + dt.timedelta(seconds=wait_s), retry_until))
+    return Decision(verdict="retry", next_attempt_at=min(now + dt.timedelta(seconds=wait_s), retry_until))
 
 
 def should_disable(failure_streak: int, failing_since: dt.datetime | None, now: dt.datetime,

@@ -92,12 +92,6 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     request_target: str  # path and query as sent on the request line, at least "/"
     addresses: tuple[str, ...]  # checked IPs, connect to these only, in this order
 
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
 
 async def system_resolver(host: str, port: int) -> list[str]:
     """The machine's resolver: every address of ``host``, in its order, without repeats."""

@@ -35,15 +35,13 @@ _OTHER_SCHEME_RE = re.compile(r"v[0-9]{1,3}")
 
 def sign(secret: bytes, body: bytes, now_s: int) -> str:
     """The signature header value for ``body`` sent at ``now_s``."""
-    if not secret:
-        raise ValueError("a signing secret is required")
-    return f"t={now_s},v1={_digest(secret, str(now_s), body)}"
+    return sign_all([secret], body, now_s)
 
 
 def sign_all(secrets: list[bytes], body: bytes, now_s: int) -> str:
     """The header signed by every live secret (newest first) while one is rotated out."""
     if not secrets or not all(secrets):
-        raise ValueError("at least one non-empty signing secret is required")
+        raise ValueError("a non-empty signing secret is required")
     return f"t={now_s}," + ",".join(f"v1={_digest(s, str(now_s), body)}" for s in secrets)
 
 

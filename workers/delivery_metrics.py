@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from workers.queue_depth import QUEUE_DEPTH
-
 DELIVERIES = Counter(
     "afftok_deliveries_total", "Outbound delivery attempts by kind (postback|webhook) and verdict.",
     ["kind", "verdict"])
@@ -28,8 +26,3 @@ def failure_label(status_code: int | None, error: str | None) -> str:
     if status_code is not None:
         return f"http_{status_code // 100}xx"
     return error or "unknown"
-
-
-def record_depth(outbox: int, due: int) -> None:
-    QUEUE_DEPTH.labels(stream="outbox").set(outbox)
-    QUEUE_DEPTH.labels(stream="deliveries").set(due)

@@ -30,11 +30,12 @@ from core.delivery_policy import RetryPolicy, decide, should_disable
 from core.delivery_requests import postback_headers, postback_url, webhook_headers
 from core.outbound_targets import OutboundPolicy, Resolver, UnsafeTarget, resolve_target, system_resolver
 from core.settings import Settings
-from core.store.deliveries import AttemptResult, DueDelivery, claim_due, due_count
+from core.store.deliveries import AttemptResult, DueDelivery, claim_due, due_count, is_paused
 from core.store.delivery_results import EndpointStreak, disable_endpoints, record_attempts
 from workers import delivery_metrics as m
 from workers.delivery_wakeups import wait_for_wake
 from workers.outbound_http import SendFailed, send
+from workers.queue_depth import record_queue_depth
 
 log = logging.getLogger(__name__)
 _values_decoder = msgspec.json.Decoder(dict[str, str | None])
@@ -50,7 +51,7 @@ def utc_now() -> dt.datetime:
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         base_s=settings.delivery_retry_base_s, max_s=settings.delivery_retry_max_s,
-        max_age_s=settings.delivery_max_age_s, disable_after_failures=settings.delivery_disable_after_failures,
+        disable_after_failures=settings.delivery_disable_after_failures,
         disable_after_s=settings.delivery_disable_after_s)
 
 
@@ -150,8 +151,8 @@ class DeliverySender:
     async def measure_depth(self) -> None:
         async with self.pool.acquire() as conn:
             outbox, due = await due_count(conn, self.clock())
-            paused = await conn.fetchval("select paused from delivery_switch")
-        m.record_depth(outbox, due)
+            paused = await is_paused(conn)
+        record_queue_depth({"outbox": outbox, "deliveries": due})
         m.PAUSED.set(1 if paused else 0)
 
     async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -30,6 +30,7 @@ import msgspec
 from core.outbound_targets import Target
 
 _METHODS = frozenset({"GET", "POST"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 _SET_HERE = frozenset({"host", "content-length", "connection", "transfer-encoding"})
@@ -85,7 +86,7 @@ def _request_bytes(target: Target, method: str, body: bytes | None, headers: Map
         raise ValueError(f"scheme must be http or https, not {target.scheme!r}")
     if not target.request_target or not all("!" <= c <= "~" for c in target.request_target):
         raise ValueError("request target must be printable ASCII without spaces")
-    lines = [f"{method} {target.request_target} HTTP/1.1", _field("Host", target.host_header)]
+    lines = [f"{method} {target.request_target} HTTP/1.1", _field("Host", host_header(target))]
     for name, value in headers.items():
         if name.lower() in _SET_HERE:
             raise ValueError(f"header {name!r} is set by the client")
@@ -96,6 +97,12 @@ def _request_bytes(target: Target, method: str, body: bytes | None, headers: Map
         lines.append(f"Content-Length: {len(body)}")
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+def host_header(target: Target) -> str:
+    """The Host field: the name (an IPv6 literal in brackets), and the port unless the scheme's default."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == _DEFAULT_PORTS[target.scheme] else f"{host}:{target.port}"
 
 
 def _field(name: str, value: str) -> str:

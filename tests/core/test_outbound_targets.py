@@ -421,17 +421,3 @@ async def test_system_resolver_finds_localhost():
 async def test_system_resolver_refuses_a_name_it_cannot_look_up():
     message = await async_refusal(system_resolver("a" * 64 + ".invalid", 80))
     assert message.startswith("a" * 64 + ".invalid does not resolve (")
-
-
-@pytest.mark.parametrize("scheme, host, port, header", [
-    ("http", "example.com", 80, "example.com"),
-    ("https", "example.com", 443, "example.com"),
-    ("http", "example.com", 8080, "example.com:8080"),
-    ("https", "example.com", 80, "example.com:80"),
-    ("http", "93.184.216.34", 80, "93.184.216.34"),
-    ("https", "2606:4700:4700::1111", 443, "[2606:4700:4700::1111]"),
-    ("http", "::1", 8080, "[::1]:8080"),
-])
-def test_host_header(scheme, host, port, header):
-    target = Target(url="", scheme=scheme, host=host, port=port, request_target="/", addresses=())
-    assert target.host_header == header

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from core.outbound_targets import Target
-from workers.outbound_http import Reply, SendFailed, send
+from workers.outbound_http import Reply, SendFailed, host_header, send
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -338,3 +338,17 @@ async def test_https_with_the_system_trust_store_refuses_a_self_signed_certifica
             await send(target(receiver.port, scheme="https"), "GET", None, {},
                        connect_timeout_s=1, read_timeout_s=1)
     assert failed.value.kind == "tls"
+
+
+@pytest.mark.parametrize("scheme, host, port, header", [
+    ("http", "example.com", 80, "example.com"),
+    ("https", "example.com", 443, "example.com"),
+    ("http", "example.com", 8080, "example.com:8080"),
+    ("https", "example.com", 80, "example.com:80"),
+    ("http", "93.184.216.34", 80, "93.184.216.34"),
+    ("https", "2606:4700:4700::1111", 443, "[2606:4700:4700::1111]"),
+    ("http", "::1", 8080, "[::1]:8080"),
+])
+def test_host_header(scheme, host, port, header):
+    target = Target(url="", scheme=scheme, host=host, port=port, request_target="/", addresses=())
+    assert host_header(target) == header
