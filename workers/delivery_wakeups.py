@@ -33,11 +33,13 @@ async def wait_for_wake(stop: asyncio.Event, wake: asyncio.Event | None, timeout
 
 
 class Listener:
-    """Sets an ``asyncio.Event`` per channel whenever that channel is notified."""
+    """Sets an ``asyncio.Event`` per channel whenever that channel is notified;
+    ``listening`` is set while every channel is being listened to."""
 
     def __init__(self, database_url: str, channels: list[str]):
         self.database_url = database_url
         self.events = {channel: asyncio.Event() for channel in channels}
+        self.listening = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
 
     def _notified(self, _conn, _pid, channel: str, _payload: str) -> None:
@@ -51,6 +53,7 @@ class Listener:
                     await self._conn.add_listener(channel, self._notified)
                 for event in self.events.values():
                     event.set()  # anything notified while not listening: look now
+                self.listening.set()
                 closed = asyncio.Event()
                 self._conn.add_termination_listener(lambda _c: closed.set())
                 await wait_for_wake(stop, closed, 3600 * 24)
@@ -61,6 +64,7 @@ class Listener:
             await wait_for_wake(stop, None, _RECONNECT_S)
 
     async def _close(self) -> None:
+        self.listening.clear()
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):

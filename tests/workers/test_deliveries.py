@@ -225,7 +225,7 @@ async def test_an_event_goes_to_the_most_specific_postback_and_to_no_other_affil
     world = await make_world(pool)
     other = await make_world(pool)  # another organization entirely
     clock = Clock()
-    general = await add_endpoint(pool, world, "postback", "http://pb.example/any?c={click_id}")
+    await add_endpoint(pool, world, "postback", "http://pb.example/any?c={click_id}")  # less specific: not chosen
     specific = await add_endpoint(pool, world, "postback", "http://pb.example/offer?c={click_id}",
                                   offer_id=uuid.UUID(world.offer_id))
     await add_endpoint(pool, other, "postback", "http://pb.example/other?c={click_id}")
@@ -236,7 +236,6 @@ async def test_an_event_goes_to_the_most_specific_postback_and_to_no_other_affil
     await add_events(pool, world, 1, event_type="cap.reached")  # not a postback event
     await dispatcher.dispatch_once()
     assert [r["endpoint_id"] for r in await pool.fetch("select endpoint_id from deliveries")] == [specific]
-    assert general != specific
 
 
 async def test_an_endpoint_deleted_while_its_request_is_in_flight_costs_the_others_nothing(pool, settings):
@@ -249,7 +248,9 @@ async def test_an_endpoint_deleted_while_its_request_is_in_flight_costs_the_othe
         await add_events(pool, world, 3)
         await dispatcher.dispatch_once()
         sending = asyncio.create_task(sender.send_once())
-        await asyncio.sleep(0.2)
+        async with asyncio.timeout(5):
+            while len(slow.requests) < 3:  # its requests are in flight
+                await asyncio.sleep(0.01)
         await pool.execute("delete from delivery_endpoints where id = $1", doomed)
         assert await sending == 6
     assert (await _statuses(pool)) == {"delivered": 3}

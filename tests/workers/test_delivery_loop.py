@@ -27,6 +27,28 @@ async def _until(predicate, timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _until_async(read, expected, timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await read() != expected:
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def _count_claims(sender: DeliverySender) -> list[tuple[float, int]]:
+    """Record each claim the sender makes: (when it started, on the loop's clock; how many it got)."""
+    claims: list[tuple[float, int]] = []
+    claim = sender._claim
+
+    async def counted(limit: int):
+        started = asyncio.get_running_loop().time()
+        due = await claim(limit)
+        claims.append((started, len(due)))
+        return due
+
+    sender._claim = counted
+    return claims
+
+
 async def test_a_conversion_reaches_the_affiliates_postback_through_the_running_loops(pool, redis, keys, settings):
     # A poll interval far longer than the test: only NOTIFY can make this quick.
     s = msgspec.structs.replace(settings, delivery_poll_interval_ms=60_000, conversion_batch_max_wait_ms=10)
@@ -38,11 +60,12 @@ async def test_a_conversion_reaches_the_affiliates_postback_through_the_running_
         stop = asyncio.Event()
         listener = Listener(s.database_url, [OUTBOX_CHANNEL, DELIVERIES_CHANNEL])
         sender = DeliverySender(s, pool, outbound=local_policy(tracker.port))
+        claims = _count_claims(sender)
         tasks = [asyncio.create_task(listener.run_forever(stop)),
                  asyncio.create_task(OutboxDispatcher(s, pool).run_forever(stop, listener.events[OUTBOX_CHANNEL])),
                  asyncio.create_task(sender.run_forever(stop, listener.events[DELIVERIES_CHANNEL]))]
         try:
-            await asyncio.sleep(0.3)  # listening
+            await asyncio.wait_for(listener.listening.wait(), 10)
             await push_postbacks(redis, keys, [postback(world, click.click_id, "order-9")])
             await ConversionIngest(s, pool, redis, keys, consumer="c1").drain()
             await _until(lambda: tracker.requests)
@@ -56,7 +79,12 @@ async def test_a_conversion_reaches_the_affiliates_postback_through_the_running_
                 await set_paused(conn, True, "test")
             await push_postbacks(redis, keys, [postback(world, click.click_id, "order-10")])
             await ConversionIngest(s, pool, redis, keys, consumer="c1").drain()
-            await asyncio.sleep(0.5)
+            await _until_async(lambda: pool.fetchval("select count(*) from deliveries where status = 'pending'"), 1)
+            # The sender looks again after the delivery exists, and claims nothing while paused.
+            mark = asyncio.get_running_loop().time()
+            listener.events[DELIVERIES_CHANNEL].set()
+            await _until(lambda: any(started > mark for started, _ in claims))
+            assert [n for started, n in claims if started > mark][0] == 0
             assert len(tracker.requests) == 1
             assert await pool.fetchval("select count(*) from deliveries where status = 'pending'") == 1
             async with pool.acquire() as conn:

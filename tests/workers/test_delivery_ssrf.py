@@ -42,18 +42,40 @@ async def test_no_internal_address_form_reaches_the_canary(pool, settings, kind)
     clock = Clock()
     async with receivers(None) as (canary,):
         policy = OutboundPolicy(allowed_ports=frozenset({80, 443, canary.port}))  # no allow-list: the default
-        for form in FORMS:
-            await add_endpoint(pool, world, kind, form.format(port=canary.port), affiliate=True)
+        urls = {}
+        for n, form in enumerate(FORMS):
+            url = form.format(port=canary.port)
+            # One postback per event (the most specific): a goal each, so every form gets its own event.
+            goal = f"form-{n}" if kind == "postback" else None
+            urls[await add_endpoint(pool, world, kind, url, goal=goal)] = url
+            if kind == "postback":
+                await add_events(pool, world, 1, goal=goal)
+        if kind == "webhook":
+            await add_events(pool, world, 2)  # every webhook takes both
         dispatcher, sender = worker_parts(settings, pool, clock, policy, resolver=_rebinding_resolver)
-        await add_events(pool, world, 2)
         await drain(dispatcher, sender)
         clock.advance(3600)
         await drain(dispatcher, sender)
-    assert canary.connections == 0
-    rows = await pool.fetch("select error, count(*) from delivery_attempts group by error")
-    expected = 2 * (len(FORMS) if kind == "webhook" else 1)  # one postback per event: the oldest template
-    assert {r["error"]: r["count"] for r in rows}.keys() == {"unsafe_url"}
-    assert await pool.fetchval("select count(distinct delivery_id) from delivery_attempts") == expected
+        assert canary.connections == 0
+
+        # Not vacuous: the sender attempted every form (twice) and the guard refused each.
+        attempts = await pool.fetch(
+            "select d.endpoint_id, a.error, a.url, a.response_excerpt from delivery_attempts a"
+            " join deliveries d on d.id = a.delivery_id")
+        per_endpoint = {e: [a for a in attempts if a["endpoint_id"] == e] for e in urls}
+        for endpoint_id, url in urls.items():
+            tried = per_endpoint[endpoint_id]
+            assert len(tried) == (4 if kind == "webhook" else 2), url
+            assert {a["error"] for a in tried} == {"unsafe_url"}, url
+            assert {a["url"] for a in tried} == {url} and all(a["response_excerpt"] for a in tried), url
+
+        # And the canary does count a request the policy allows, from this very sender setup.
+        await pool.execute("delete from delivery_endpoints")
+        await add_endpoint(pool, world, kind, canary.url("/"))
+        _, control = worker_parts(settings, pool, clock, local_policy(canary.port), resolver=_rebinding_resolver)
+        await add_events(pool, world, 1)
+        await drain(dispatcher, control)
+        assert canary.connections == 1
 
 
 async def test_a_redirect_to_an_internal_address_is_not_followed(pool, settings):
