@@ -18,12 +18,14 @@ from api.schemas import Body, PageQuery, Url
 from core.store.delivery_endpoints import DeliveryEndpoint
 from core.store.webhook_secrets import WEBHOOK_SECRET_GRACE, WEBHOOK_SECRET_GRACE_MAX, WebhookSecretInfo
 
-EventType = Annotated[str, Meta(min_length=1, max_length=100, description=(
+# Text Postgres stores as given: no control characters (a NUL it cannot store at all).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+EventType = Annotated[str, Meta(min_length=1, max_length=100, pattern="^[a-z._]+$", description=(
     "conversion.created | conversion.approved | conversion.rejected | conversion.reversed | cap.reached |"
     " endpoint.disabled"))]
 EventTypes = Annotated[list[EventType], Meta(min_length=1, max_length=20)]
-Description = Annotated[str, Meta(max_length=200)]
-Goal = Annotated[str, Meta(min_length=1, max_length=100)]
+Description = Annotated[str, Meta(max_length=200, pattern=_PRINTABLE)]
+Goal = Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
 EndpointStatus = Literal["active", "disabled"]
 PostbackUrl = Annotated[str, Meta(min_length=1, max_length=2048, description=(
     "absolute http(s) URL requested with GET; macros {click_id} {transaction_id} {sub1}..{sub5} {payout} {currency}"

@@ -94,8 +94,11 @@ async def test_deliveries_are_listed_newest_first_and_filtered(client, pool, ten
     rest = (await client.get("/v1/deliveries", params={"limit": 2, "cursor": first["next_cursor"]},
                              headers=tenant.headers)).json()
     assert [d["id"] for d in first["data"] + rest["data"]] == list(reversed(made)) and rest["next_cursor"] is None
-    for params in ({"status": "failed"}, {"endpoint_id": "x"}, {"cursor": "nope"}, {"limit": 0}, {"foo": "1"}):
-        assert_error(await client.get("/v1/deliveries", params=params, headers=tenant.headers), 422)
+    for params in ({"status": "failed"}, {"status": ""}, {"endpoint_id": "x"}, {"event_id": "x"}, {"event_type": ""},
+                   {"event_type": "a\x00"}, {"event_type": "e" * 101}, {"cursor": "nope"}, {"limit": 0}, {"foo": "1"}):
+        response = await client.get("/v1/deliveries", params=params, headers=tenant.headers)
+        assert response.status_code == 422, (params, response.text)
+        assert_error(response, 422)
 
 
 async def test_a_webhook_delivery_shows_its_payload_and_every_attempt(client, pool, tenant, webhook):
@@ -223,10 +226,38 @@ async def test_another_organizations_deliveries_are_missing(client, pool, tenant
     assert (await client.get("/v1/deliveries", headers=tenant.headers)).json()["data"] == []
 
 
-@pytest.mark.parametrize("body", [{"endpoint_id": "x", "status": "dead"}, {"status": "dead"},
-                                  {"endpoint_id": str(uuid.uuid4()), "status": "delivered"}])
-async def test_a_bad_replay_request_is_refused(client, tenant, body):
-    assert_error(await client.post("/v1/deliveries/replay", json=body, headers=tenant.headers), 422)
+BAD_REPLAYS = [  # (path, body); {webhook} and {delivery} name a real dead delivery and its endpoint
+    ("/v1/deliveries/replay", {"endpoint_id": "x", "status": "dead"}),
+    ("/v1/deliveries/replay", {"endpoint_id": 5, "status": "dead"}),
+    ("/v1/deliveries/replay", {"status": "dead"}),
+    ("/v1/deliveries/replay", {"endpoint_id": "{webhook}"}),
+    ("/v1/deliveries/replay", {"endpoint_id": "{webhook}", "status": "delivered"}),
+    ("/v1/deliveries/replay", {"endpoint_id": "{webhook}", "status": None}),
+    ("/v1/deliveries/replay", {"endpoint_id": "{webhook}", "status": "dead", "limit": 10}),
+    ("/v1/deliveries/replay", ["{webhook}"]),
+    ("/v1/deliveries/{delivery}/replay", {"force": True}),
+    ("/v1/deliveries/{delivery}/replay", []),
+    ("/v1/deliveries/{delivery}/replay", "now"),
+]
+
+
+async def test_a_bad_replay_request_is_refused_and_replays_nothing(client, pool, tenant, webhook):
+    delivery_id = await _delivery(pool, tenant.org_id, webhook, "dead")
+    before = await _row(pool, delivery_id)
+
+    def fill(value):
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value.format(webhook=webhook, delivery=delivery_id) if isinstance(value, str) else value
+
+    for path, body in BAD_REPLAYS:
+        response = await client.post(fill(path), json=fill(body), headers=tenant.headers)
+        assert response.status_code == 422, (path, body, response.text)
+        assert_error(response, 422, "invalid_request")
+    assert await _row(pool, delivery_id) == before
+    assert await pool.fetchval("select count(*) from audit_log where action like 'deliveries.%'") == 0
 
 
 # Affiliate keys: their own endpoints' deliveries only.

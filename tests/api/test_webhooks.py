@@ -13,6 +13,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 
+from api.routes import ENDPOINTS
 from core.delivery_requests import CONVERSION_EVENTS, EVENT_TYPES
 from core.store.affiliates import create_affiliate
 from core.store.api_keys import create_api_key
@@ -50,7 +51,8 @@ async def _written(pool) -> tuple:
     return tuple(await pool.fetchrow(
         "select (select count(*) from delivery_endpoints), (select count(*) from delivery_endpoint_secrets),"
         " (select count(*) from audit_log),"
-        " (select md5(string_agg(row_to_json(e)::text, ',' order by id)) from delivery_endpoints e)"))
+        " (select md5(string_agg(row_to_json(e)::text, ',' order by id)) from delivery_endpoints e),"
+        " (select md5(string_agg(row_to_json(d)::text, ',' order by id)) from deliveries d)"))
 
 
 # Webhooks: create, read, change, delete.
@@ -150,13 +152,14 @@ async def test_a_secret_past_its_grace_is_not_listed(client, pool, tenant):
     assert await pool.fetchval("select count(*) from delivery_endpoint_secrets") == 2
 
 
-@pytest.mark.parametrize("grace", [-1, 30 * 86400 + 1, "1h"])
-async def test_a_bad_grace_is_refused(client, pool, tenant, grace):
+async def test_a_bad_rotation_is_refused(client, pool, tenant):
     created = await _create_webhook(client, tenant.headers)
     before = await _written(pool)
-    response = await client.post(f"/v1/webhooks/{created['id']}/secrets", json={"grace_period_s": grace},
-                                 headers=tenant.headers)
-    assert_error(response, 422)
+    for body in ({"grace_period_s": -1}, {"grace_period_s": 30 * 86400 + 1}, {"grace_period_s": "1h"},
+                 {"grace_period_s": 1.5}, {"grace_period_s": True}, {"grace_period_s": None}, {"secret": "mine"}, [60]):
+        response = await client.post(f"/v1/webhooks/{created['id']}/secrets", json=body, headers=tenant.headers)
+        assert response.status_code == 422, (body, response.text)
+        assert_error(response, 422, "invalid_request")
     assert await _written(pool) == before
 
 
@@ -294,47 +297,63 @@ async def test_roles(client, pool, tenant, role, read, write):
         assert await pool.fetchval("select count(*) from delivery_endpoints") == 0
 
 
-# Bad input: 422 with the error shape, and nothing written.
+# Bad input: 4xx with the error shape and the code that names the fault, and nothing written.
 
-BAD_WEBHOOKS = {
-    "unknown event type": {"url": HOOK, "event_types": ["conversion.exploded"]},
-    "no event types": {"url": HOOK, "event_types": []},
-    "event types not a list": {"url": HOOK, "event_types": "conversion.created"},
-    "no url": {"description": "x"},
-    "relative url": {"url": "/hook"},
-    "javascript url": {"url": "javascript:alert(1)"},
-    "space in url": {"url": "https://hooks.example/a b"},
-    "long url": {"url": "https://hooks.example/" + "a" * 2048},
-    "macro in a webhook": {"url": "https://hooks.example/?c={click_id}"},
-    "offer on a webhook": {"url": HOOK, "offer_id": str(uuid.uuid4())},
-    "long description": {"url": HOOK, "description": "d" * 201},
-    "unknown field": {"url": HOOK, "secret": "mine"},
+BAD_WEBHOOKS = {  # case: (body, code)
+    "unknown event type": ({"url": HOOK, "event_types": ["conversion.exploded"]}, "invalid_event_type"),
+    "no event types": ({"url": HOOK, "event_types": []}, "invalid_request"),
+    "event types not a list": ({"url": HOOK, "event_types": "conversion.created"}, "invalid_request"),
+    "event type not a string": ({"url": HOOK, "event_types": [1]}, "invalid_request"),
+    "no url": ({"description": "x"}, "invalid_request"),
+    "url not a string": ({"url": 5}, "invalid_request"),
+    "null url": ({"url": None}, "invalid_request"),
+    "relative url": ({"url": "/hook"}, "unsafe_url"),
+    "javascript url": ({"url": "javascript:alert(1)"}, "unsafe_url"),
+    "space in url": ({"url": "https://hooks.example/a b"}, "unsafe_url"),
+    "long url": ({"url": "https://hooks.example/" + "a" * 2048}, "invalid_request"),
+    "macro in a webhook": ({"url": "https://hooks.example/?c={click_id}"}, "invalid_url"),
+    "offer on a webhook": ({"url": HOOK, "offer_id": str(uuid.uuid4())}, "invalid_request"),
+    "goal on a webhook": ({"url": HOOK, "goal": "sale"}, "invalid_request"),
+    "bad affiliate uuid": ({"url": HOOK, "affiliate_id": "aff-1"}, "invalid_request"),
+    "long description": ({"url": HOOK, "description": "d" * 201}, "invalid_request"),
+    "description not a string": ({"url": HOOK, "description": 5}, "invalid_request"),
+    "nul in description": ({"url": HOOK, "description": "a\x00b"}, "invalid_request"),
+    "status on create": ({"url": HOOK, "status": "disabled"}, "invalid_request"),
+    "unknown field": ({"url": HOOK, "secret": "mine"}, "invalid_request"),
+    "not an object": ([HOOK], "invalid_request"),
 }
-BAD_POSTBACKS = {
-    "unknown macro": {"url": "https://hooks.example/pb?x={password}"},
-    "macro in host": {"url": "https://{sub1}.example/pb"},
-    "non-conversion event": {"url": TEMPLATE, "event_types": ["cap.reached"]},
-    "endpoint event": {"url": TEMPLATE, "event_types": ["conversion.approved", "endpoint.disabled"]},
-    "unknown event type": {"url": TEMPLATE, "event_types": ["conversion.maybe"]},
-    "empty goal": {"url": TEMPLATE, "goal": ""},
-    "long goal": {"url": TEMPLATE, "goal": "g" * 101},
-    "bad offer uuid": {"url": TEMPLATE, "offer_id": "offer-1"},
+BAD_POSTBACKS = {  # case: (body, code); the tenant's affiliate_id is added unless the body names one
+    "unknown macro": ({"url": "https://hooks.example/pb?x={password}"}, "invalid_url"),
+    "macro in host": ({"url": "https://{sub1}.example/pb"}, "invalid_url"),
+    "credentials in url": ({"url": "https://user:pw@hooks.example/pb?c={click_id}"}, "unsafe_url"),
+    "url not a string": ({"url": ["https://hooks.example/pb"]}, "invalid_request"),
+    "non-conversion event": ({"url": TEMPLATE, "event_types": ["cap.reached"]}, "invalid_event_type"),
+    "endpoint event": ({"url": TEMPLATE, "event_types": ["conversion.approved", "endpoint.disabled"]},
+                       "invalid_event_type"),
+    "unknown event type": ({"url": TEMPLATE, "event_types": ["conversion.maybe"]}, "invalid_event_type"),
+    "empty goal": ({"url": TEMPLATE, "goal": ""}, "invalid_request"),
+    "long goal": ({"url": TEMPLATE, "goal": "g" * 101}, "invalid_request"),
+    "nul in goal": ({"url": TEMPLATE, "goal": "sa\x00le"}, "invalid_request"),
+    "goal not a string": ({"url": TEMPLATE, "goal": 7}, "invalid_request"),
+    "bad offer uuid": ({"url": TEMPLATE, "offer_id": "offer-1"}, "invalid_request"),
+    "bad affiliate uuid": ({"url": TEMPLATE, "affiliate_id": 5}, "invalid_request"),
+    "unknown field": ({"url": TEMPLATE, "method": "POST"}, "invalid_request"),
 }
 
 
-@pytest.mark.parametrize("body", BAD_WEBHOOKS.values(), ids=BAD_WEBHOOKS.keys())
-async def test_bad_webhooks_are_refused(client, pool, tenant, body):
+@pytest.mark.parametrize(("body", "code"), BAD_WEBHOOKS.values(), ids=BAD_WEBHOOKS.keys())
+async def test_bad_webhooks_are_refused(client, pool, tenant, body, code):
     before = await _written(pool)
-    assert_error(await client.post("/v1/webhooks", json=body, headers=tenant.headers), 422)
+    assert_error(await client.post("/v1/webhooks", json=body, headers=tenant.headers), 422, code)
     assert await _written(pool) == before
 
 
-@pytest.mark.parametrize("body", BAD_POSTBACKS.values(), ids=BAD_POSTBACKS.keys())
-async def test_bad_postbacks_are_refused(client, pool, tenant, body):
+@pytest.mark.parametrize(("body", "code"), BAD_POSTBACKS.values(), ids=BAD_POSTBACKS.keys())
+async def test_bad_postbacks_are_refused(client, pool, tenant, body, code):
     before = await _written(pool)
     response = await client.post("/v1/affiliate-postbacks", json={"affiliate_id": tenant.affiliate_id, **body},
                                  headers=tenant.headers)
-    assert_error(response, 422)
+    assert_error(response, 422, code)
     assert await _written(pool) == before
 
 
@@ -345,13 +364,100 @@ async def test_an_organization_key_must_name_the_postbacks_affiliate(client, poo
     assert await _written(pool) == before
 
 
+BAD_CHANGES = [  # (kind, body, code); a PATCH of either kind
+    ("webhook", {"event_types": ["nope"]}, "invalid_event_type"),
+    ("webhook", {"url": "http://127.0.0.1/"}, "unsafe_url"),
+    ("webhook", {"url": None}, "invalid_request"),
+    ("webhook", {"status": "paused"}, "invalid_request"),
+    ("webhook", {"kind": "postback"}, "invalid_request"),
+    ("webhook", {"offer_id": str(uuid.uuid4())}, "invalid_request"),
+    ("webhook", {"affiliate_id": str(uuid.uuid4())}, "invalid_request"),
+    ("webhook", {"description": "a\x00b"}, "invalid_request"),
+    ("webhook", {"event_types": None}, "invalid_request"),
+    ("webhook", ["status"], "invalid_request"),
+    ("postback", {"event_types": ["cap.reached"]}, "invalid_event_type"),
+    ("postback", {"url": "https://{sub1}.example/pb"}, "invalid_url"),
+    ("postback", {"url": "http://internal.example/pb?c={click_id}"}, "unsafe_url"),
+    ("postback", {"goal": ""}, "invalid_request"),
+    ("postback", {"goal": "a\x00"}, "invalid_request"),
+    ("postback", {"offer_id": "offer-1"}, "invalid_request"),
+    ("postback", {"affiliate_id": str(uuid.uuid4())}, "invalid_request"),
+    ("postback", {"status": "gone"}, "invalid_request"),
+]
+
+
 async def test_a_bad_change_changes_nothing(client, pool, tenant):
-    webhook = await _create_webhook(client, tenant.headers)
+    ids = {"webhook": (await _create_webhook(client, tenant.headers))["id"]}
+    postback = await client.post("/v1/affiliate-postbacks", json={"url": TEMPLATE, "affiliate_id": tenant.affiliate_id},
+                                 headers=tenant.headers)
+    ids["postback"] = postback.json()["id"]
     before = await _written(pool)
-    for body in ({"event_types": ["nope"]}, {"url": "http://127.0.0.1/"}, {"status": "paused"},
-                 {"kind": "postback"}, {"offer_id": str(uuid.uuid4())}):
-        assert_error(await client.patch(f"/v1/webhooks/{webhook['id']}", json=body, headers=tenant.headers), 422)
+    for kind, body, code in BAD_CHANGES:
+        path = f"/v1/webhooks/{ids[kind]}" if kind == "webhook" else f"/v1/affiliate-postbacks/{ids[kind]}"
+        response = await client.patch(path, json=body, headers=tenant.headers)
+        assert response.status_code == 422, (kind, body, response.text)
+        assert_error(response, 422, code)
     assert await _written(pool) == before
+
+
+# Every route of the outbound api: malformed bodies, ids that are no ids, bad list queries.
+
+OUTBOUND = [e for e in ENDPOINTS if e.path.startswith(("/v1/webhooks", "/v1/affiliate-postbacks", "/v1/deliveries"))]
+WITH_BODY = [e for e in OUTBOUND if e.body is not None]
+WITH_PATH_IDS = [e for e in OUTBOUND if "{" in e.path]
+LISTS = [e for e in OUTBOUND if e.method == "GET" and "{" not in e.path]
+MALFORMED = [b"{", b"", b"   ", b"\xff\xfe", b"nul\x00", b'{"', b"{,}"]
+BAD_LIST_QUERIES = ["limit=0", "limit=201", "limit=abc", "cursor=nope", "cursor=%%%", "cursor=" + "A" * 300, "unknown=1"]
+
+
+@pytest_asyncio.fixture
+async def dead_delivery(pool, client, tenant) -> dict[str, str]:
+    """A webhook and a dead delivery of it: what a wrongly accepted replay or change would touch."""
+    webhook = await _create_webhook(client, tenant.headers)
+    delivery = await pool.fetchval(
+        "insert into deliveries (org_id, endpoint_id, event_id, event_type, body, status, event_created_at,"
+        " retry_until, dead_at) values ($1, $2, $3, 'conversion.created', '{}', 'dead', now(), now(), now())"
+        " returning id", uuid.UUID(tenant.org_id), uuid.UUID(webhook["id"]), uuid.uuid4())
+    return {"webhook_id": webhook["id"], "affiliate_postback_id": webhook["id"], "delivery_id": str(delivery)}
+
+
+def _path(e, ids: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], e.path)
+
+
+async def test_malformed_bodies_are_400_on_every_outbound_write(client, pool, tenant, dead_delivery):
+    before = await _written(pool)
+    for e in WITH_BODY:
+        for raw in MALFORMED:
+            response = await client.request(e.method, _path(e, dead_delivery), content=raw,
+                                             headers=tenant.headers | {"content-type": "application/json"})
+            assert response.status_code == 400, (e.method, e.path, raw, response.text)
+            assert_error(response, 400, "malformed_json")
+    assert await _written(pool) == before
+
+
+async def test_ids_that_are_no_ids_are_404_on_every_outbound_route(client, pool, tenant, dead_delivery):
+    before = await _written(pool)
+    for e in WITH_PATH_IDS:
+        for bad in ("xyz", "123", "a" * 36, "%00", "6f1a8a1e11114111811111111111111"):
+            kwargs = {} if e.body is None else {"json": {}}
+            response = await client.request(e.method, _path(e, dict.fromkeys(dead_delivery, bad)),
+                                            headers=tenant.headers, **kwargs)
+            assert response.status_code == 404, (e.method, e.path, bad, response.text)
+            assert_error(response, 404, "not_found")
+    assert await _written(pool) == before
+
+
+async def test_bad_list_queries_are_422_on_every_outbound_list(client, tenant):
+    assert {e.path for e in LISTS} == {"/v1/webhooks", "/v1/affiliate-postbacks", "/v1/deliveries"}
+    for e in LISTS:
+        for query in BAD_LIST_QUERIES:
+            response = await client.get(f"{e.path}?{query}", headers=tenant.headers)
+            assert response.status_code == 422, (e.path, query, response.text)
+            assert_error(response, 422)
+    for path, query in (("/v1/webhooks", f"affiliate_id={tenant.affiliate_id}"),
+                        ("/v1/affiliate-postbacks", "affiliate_id=aff-1")):
+        assert_error(await client.get(f"{path}?{query}", headers=tenant.headers), 422, "invalid_request")
 
 
 # The SSRF guard when a URL is saved.
