@@ -6,13 +6,13 @@ other role with the action reads the whole organization's. The scope is in the S
 explicit ``org_id`` first, row-level security the backstop), so an id outside it reads
 exactly like a missing one.
 
-Lists are newest first by ``(created_at, id)``, paged by the same opaque cursor as every list.
+Lists are newest first by ``(created_at, id)``, paged by the same opaque cursor as every
+list (``api.queries.fetch_page``).
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -20,9 +20,8 @@ import msgspec
 from api.delivery_schemas import (
     DeliveryAttemptView, DeliveryDetail, DeliveryPage, DeliveryQuery, DeliveryView, EndpointPage,
 )
-from api.queries import decode_cursor, encode_cursor
+from api.queries import fetch_one, fetch_page, scoped_by
 from api.schemas import PageQuery
-from core.errors import NotFound
 from core.permissions import Scope
 from core.store import delivery_endpoints as endpoints
 
@@ -33,41 +32,18 @@ DELIVERY_COLUMNS = (
     " nullif(next_attempt_at, 'infinity') as next_attempt_at, retry_until, last_attempt_at,"
     " last_status_code, last_error, delivered_at, dead_at"
 )
-ATTEMPT_COLUMNS = "attempt, started_at, latency_ms, status_code, error, response_excerpt, url"
-_DELIVERY_SCOPE = (
-    "endpoint_id in (select e.id from delivery_endpoints e where e.org_id = deliveries.org_id and e.affiliate_id = {})"
+_DETAIL_COLUMNS = (
+    f"{DELIVERY_COLUMNS}, body,"
+    " (select e.kind from delivery_endpoints e where e.id = deliveries.endpoint_id) as kind,"
+    " (select e.url from delivery_endpoints e where e.id = deliveries.endpoint_id) as url"
 )
-_DELIVERY_FILTERS = {"endpoint_id": "endpoint_id = {}", "status": "status = {}", "event_type": "event_type = {}",
-                     "event_id": "event_id = {}"}
+ATTEMPT_COLUMNS = "attempt, started_at, latency_ms, status_code, error, response_excerpt, url"
+# What an affiliate key sees ("{0}" is its affiliate id).
+_ENDPOINT_SCOPE = {"affiliate_id": "affiliate_id = {0}"}
+_DELIVERY_SCOPE = {"affiliate_id": "endpoint_id in (select e.id from delivery_endpoints e"
+                                   " where e.org_id = deliveries.org_id and e.affiliate_id = {0})"}
+_DELIVERY_FILTERS = ("endpoint_id", "status", "event_type", "event_id")
 _values_decoder = msgspec.json.Decoder(dict[str, str | None])
-
-
-async def _page(
-    conn: asyncpg.Connection, table: str, columns: str, conditions: list[tuple[str, Any]], query: PageQuery,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """One page of ``table``'s rows matching every (condition with "{}", value)."""
-    args: list[Any] = []
-    where = []
-    for condition, value in conditions:
-        args.append(value)
-        where.append(condition.format(f"${len(args)}"))
-    if query.cursor is not None:
-        args.extend(decode_cursor(query.cursor))
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(query.limit + 1)
-    rows = await conn.fetch(
-        f"select {columns} from {table} where {' and '.join(where)}"
-        f" order by created_at desc, id desc limit ${len(args)}", *args)
-    more = len(rows) > query.limit
-    last = rows[query.limit - 1] if more else None
-    return rows[: query.limit], encode_cursor(last["created_at"], last["id"]) if last else None
-
-
-def _endpoint_conditions(org_id: uuid.UUID, kind: str, scope: Scope) -> list[tuple[str, Any]]:
-    conditions: list[tuple[str, Any]] = [("org_id = {}", org_id), ("kind = {}", kind)]
-    if scope.affiliate_id is not None:
-        conditions.append(("affiliate_id = {}", scope.affiliate_id))
-    return conditions
 
 
 async def list_endpoints(
@@ -75,59 +51,33 @@ async def list_endpoints(
     affiliate_id: uuid.UUID | None = None,
 ) -> EndpointPage:
     """One page of the endpoints of ``kind`` the caller sees (``affiliate_id``: of that affiliate only)."""
-    conditions = _endpoint_conditions(org_id, kind, scope)
-    if affiliate_id is not None:
-        conditions.append(("affiliate_id = {}", affiliate_id))
-    rows, cursor = await _page(conn, "delivery_endpoints", endpoints.COLUMNS, conditions, query)
-    return EndpointPage(data=[endpoints.DeliveryEndpoint(**dict(r)) for r in rows], next_cursor=cursor)
+    data, cursor = await fetch_page(
+        conn, "delivery_endpoints", endpoints.COLUMNS, endpoints.DeliveryEndpoint, org_id, query,
+        {"kind": kind, "affiliate_id": affiliate_id}, scoped_by(_ENDPOINT_SCOPE, scope))
+    return EndpointPage(data=data, next_cursor=cursor)
 
 
 async def get_endpoint(
     conn: asyncpg.Connection, org_id: uuid.UUID, kind: str, endpoint_id: uuid.UUID, scope: Scope,
 ) -> endpoints.DeliveryEndpoint:
-    conditions = [*_endpoint_conditions(org_id, kind, scope), ("id = {}", endpoint_id)]
-    row = await conn.fetchrow(
-        f"select {endpoints.COLUMNS} from delivery_endpoints where"
-        f" {' and '.join(c.format(f'${n}') for n, (c, _) in enumerate(conditions, start=1))}",
-        *[v for _, v in conditions])
-    if row is None:
-        raise NotFound("not_found", f"{endpoints.WHAT[kind]} not found")
-    return endpoints.DeliveryEndpoint(**dict(row))
-
-
-def _delivery_conditions(org_id: uuid.UUID, scope: Scope) -> list[tuple[str, Any]]:
-    conditions: list[tuple[str, Any]] = [("org_id = {}", org_id)]
-    if scope.affiliate_id is not None:
-        conditions.append((_DELIVERY_SCOPE, scope.affiliate_id))
-    return conditions
+    return await fetch_one(
+        conn, "delivery_endpoints", endpoints.COLUMNS, endpoints.DeliveryEndpoint, org_id, endpoint_id,
+        endpoints.WHAT[kind], scoped_by(_ENDPOINT_SCOPE, scope), {"kind": kind})
 
 
 async def list_deliveries(conn: asyncpg.Connection, org_id: uuid.UUID, query: DeliveryQuery, scope: Scope) -> DeliveryPage:
-    conditions = _delivery_conditions(org_id, scope)
-    conditions += [(c, getattr(query, f)) for f, c in _DELIVERY_FILTERS.items() if getattr(query, f) is not None]
-    rows, cursor = await _page(conn, "deliveries", DELIVERY_COLUMNS, conditions, query)
-    return DeliveryPage(data=[DeliveryView(**dict(r)) for r in rows], next_cursor=cursor)
-
-
-async def _delivery_row(
-    conn: asyncpg.Connection, org_id: uuid.UUID, delivery_id: uuid.UUID, scope: Scope, columns: str, lock: bool,
-) -> asyncpg.Record:
-    conditions = [*_delivery_conditions(org_id, scope), ("id = {}", delivery_id)]
-    row = await conn.fetchrow(
-        f"select {columns} from deliveries where"
-        f" {' and '.join(c.format(f'${n}') for n, (c, _) in enumerate(conditions, start=1))}"
-        f"{' for update' if lock else ''}",
-        *[v for _, v in conditions])
-    if row is None:
-        raise NotFound("not_found", "delivery not found")
-    return row
+    data, cursor = await fetch_page(
+        conn, "deliveries", DELIVERY_COLUMNS, DeliveryView, org_id, query,
+        {f: getattr(query, f) for f in _DELIVERY_FILTERS}, scoped_by(_DELIVERY_SCOPE, scope))
+    return DeliveryPage(data=data, next_cursor=cursor)
 
 
 async def get_delivery(
     conn: asyncpg.Connection, org_id: uuid.UUID, delivery_id: uuid.UUID, scope: Scope, *, lock: bool = False,
 ) -> DeliveryView:
     """One delivery's state; ``lock``: ``for update``."""
-    return DeliveryView(**dict(await _delivery_row(conn, org_id, delivery_id, scope, DELIVERY_COLUMNS, lock)))
+    return await fetch_one(conn, "deliveries", DELIVERY_COLUMNS, DeliveryView, org_id, delivery_id, "delivery",
+                           scoped_by(_DELIVERY_SCOPE, scope), lock=lock)
 
 
 async def get_delivery_detail(
@@ -135,9 +85,8 @@ async def get_delivery_detail(
 ) -> DeliveryDetail:
     """One delivery with what it sends (the webhook's JSON, the postback's macro values)
     and every attempt made, oldest first."""
-    columns = (f"{DELIVERY_COLUMNS}, body, (select e.kind from delivery_endpoints e where e.id = endpoint_id) as kind,"
-               " (select e.url from delivery_endpoints e where e.id = endpoint_id) as url")
-    row = dict(await _delivery_row(conn, org_id, delivery_id, scope, columns, lock=False))
+    row = await fetch_one(conn, "deliveries", _DETAIL_COLUMNS, dict, org_id, delivery_id, "delivery",
+                          scoped_by(_DELIVERY_SCOPE, scope))
     body, kind, url = row.pop("body"), row.pop("kind"), row.pop("url")
     attempts = await conn.fetch(
         f"select {ATTEMPT_COLUMNS} from delivery_attempts where org_id = $1 and delivery_id = $2 order by id",

@@ -48,10 +48,9 @@ def decode_cursor(cursor: str, id_type: type = uuid.UUID) -> tuple[dt.datetime, 
     return created_at, row_id
 
 
-async def _page(
-    conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID,
-    query: PageQuery, filters: dict[str, Any], scoped: tuple[str, Any] | None = None,
-) -> tuple[list[R], str | None]:
+def _where(org_id: uuid.UUID, filters: dict[str, Any], scoped: tuple[str, Any] | None) -> tuple[list[str], list[Any]]:
+    """The conditions (and their arguments) of the rows of ``org_id`` whose ``filters``
+    columns equal their values (a None value filters nothing) and that ``scoped`` admits."""
     args: list[Any] = [org_id]
     where = ["org_id = $1"]
     for column, value in filters.items():
@@ -61,6 +60,15 @@ async def _page(
     if scoped is not None:
         args.append(scoped[1])
         where.append(scoped[0].format(f"${len(args)}"))
+    return where, args
+
+
+async def fetch_page(
+    conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID,
+    query: PageQuery, filters: dict[str, Any], scoped: tuple[str, Any] | None = None,
+) -> tuple[list[R], str | None]:
+    """One page of ``table``'s rows, newest first, and the cursor of the next (None: the last)."""
+    where, args = _where(org_id, filters, scoped)
     if query.cursor is not None:
         args.extend(decode_cursor(query.cursor))
         where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -75,33 +83,36 @@ async def _page(
     return items, encode_cursor(rows[query.limit - 1]["created_at"], rows[query.limit - 1]["id"]) if more else None
 
 
-async def _one(
+async def fetch_one(
     conn: asyncpg.Connection, table: str, columns: str, make: Callable[..., R], org_id: uuid.UUID, row_id: uuid.UUID,
-    what: str, scoped: tuple[str, Any] | None = None,
+    what: str, scoped: tuple[str, Any] | None = None, filters: dict[str, Any] | None = None, *, lock: bool = False,
 ) -> R:
-    condition, args = ("", ()) if scoped is None else (" and " + scoped[0].format("$3"), (scoped[1],))
-    row = await conn.fetchrow(f"select {columns} from {table} where org_id = $1 and id = $2{condition}", org_id, row_id, *args)
+    """The row ``row_id``, if it also matches ``filters`` and ``scoped``; else ``NotFound``.
+    ``lock``: ``for update``."""
+    where, args = _where(org_id, {"id": row_id, **(filters or {})}, scoped)
+    row = await conn.fetchrow(
+        f"select {columns} from {table} where {' and '.join(where)}{' for update' if lock else ''}", *args)
     if row is None:
         raise NotFound("not_found", f"{what} not found")
     return make(**dict(row))
 
 
 async def list_advertisers(conn: asyncpg.Connection, org_id: uuid.UUID, query: PageQuery) -> AdvertiserPage:
-    data, cursor = await _page(conn, "advertisers", advertisers.COLUMNS, advertisers.Advertiser, org_id, query, {})
+    data, cursor = await fetch_page(conn, "advertisers", advertisers.COLUMNS, advertisers.Advertiser, org_id, query, {})
     return AdvertiserPage(data=data, next_cursor=cursor)
 
 
 async def get_advertiser(conn: asyncpg.Connection, org_id: uuid.UUID, advertiser_id: uuid.UUID) -> advertisers.Advertiser:
-    return await _one(conn, "advertisers", advertisers.COLUMNS, advertisers.Advertiser, org_id, advertiser_id, "advertiser")
+    return await fetch_one(conn, "advertisers", advertisers.COLUMNS, advertisers.Advertiser, org_id, advertiser_id, "advertiser")
 
 
 async def list_affiliates(conn: asyncpg.Connection, org_id: uuid.UUID, query: PageQuery) -> AffiliatePage:
-    data, cursor = await _page(conn, "affiliates", affiliates.COLUMNS, affiliates.Affiliate, org_id, query, {})
+    data, cursor = await fetch_page(conn, "affiliates", affiliates.COLUMNS, affiliates.Affiliate, org_id, query, {})
     return AffiliatePage(data=data, next_cursor=cursor)
 
 
 async def get_affiliate(conn: asyncpg.Connection, org_id: uuid.UUID, affiliate_id: uuid.UUID) -> affiliates.Affiliate:
-    return await _one(conn, "affiliates", affiliates.COLUMNS, affiliates.Affiliate, org_id, affiliate_id, "affiliate")
+    return await fetch_one(conn, "affiliates", affiliates.COLUMNS, affiliates.Affiliate, org_id, affiliate_id, "affiliate")
 
 
 # What a scoped principal sees ("{0}" is the scope id's placeholder). An advertiser: its
@@ -120,7 +131,9 @@ _LINK_SCOPE = {
 }
 
 
-def _scoped(conditions: dict[str, str], scope: Scope) -> tuple[str, Any] | None:
+def scoped_by(conditions: dict[str, str], scope: Scope) -> tuple[str, Any] | None:
+    """The condition (scope field: SQL with "{0}") that pins ``scope``'s role, with its value;
+    None for organization-wide callers."""
     for field, condition in conditions.items():
         if (value := getattr(scope, field)) is not None:
             return condition, value
@@ -129,14 +142,14 @@ def _scoped(conditions: dict[str, str], scope: Scope) -> tuple[str, Any] | None:
 
 async def list_offers(conn: asyncpg.Connection, org_id: uuid.UUID, query: OfferQuery, scope: Scope = UNSCOPED) -> OfferPage:
     filters = {"status": query.status, "advertiser_id": query.advertiser_id}
-    scoped = _scoped(_OFFER_SCOPE, scope)
-    data, cursor = await _page(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, query, filters, scoped)
+    scoped = scoped_by(_OFFER_SCOPE, scope)
+    data, cursor = await fetch_page(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, query, filters, scoped)
     return OfferPage(data=await _offer_views(conn, org_id, data, scope), next_cursor=cursor)
 
 
 async def get_offer(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope = UNSCOPED) -> offers.Offer:
-    scoped = _scoped(_OFFER_SCOPE, scope)
-    return await _one(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, offer_id, "offer", scoped)
+    scoped = scoped_by(_OFFER_SCOPE, scope)
+    return await fetch_one(conn, "offers", offers.COLUMNS, offers.offer_from_row, org_id, offer_id, "offer", scoped)
 
 
 async def get_offer_view(conn: asyncpg.Connection, org_id: uuid.UUID, offer_id: uuid.UUID, scope: Scope) -> OfferView:
@@ -173,8 +186,8 @@ async def list_links(
     conn: asyncpg.Connection, org_id: uuid.UUID, query: LinkQuery, edge_url: str, scope: Scope = UNSCOPED,
 ) -> LinkPage:
     filters = {"offer_id": query.offer_id, "affiliate_id": query.affiliate_id}
-    scoped = _scoped(_LINK_SCOPE, scope)
-    data, cursor = await _page(conn, "links", links.COLUMNS, links.Link, org_id, query, filters, scoped)
+    scoped = scoped_by(_LINK_SCOPE, scope)
+    data, cursor = await fetch_page(conn, "links", links.COLUMNS, links.Link, org_id, query, filters, scoped)
     return LinkPage(data=[link_out(link, edge_url) for link in data], next_cursor=cursor)
 
 
@@ -185,12 +198,12 @@ def link_out(link: links.Link, edge_url: str) -> LinkOut:
 
 async def list_api_keys(conn: asyncpg.Connection, org_id: uuid.UUID, query: PageQuery) -> ApiKeyPage:
     """Every key of the organization, revoked and rotated ones included; never a hash or a secret."""
-    data, cursor = await _page(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, query, {})
+    data, cursor = await fetch_page(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, query, {})
     return ApiKeyPage(data=data, next_cursor=cursor)
 
 
 async def get_api_key(conn: asyncpg.Connection, org_id: uuid.UUID, key_id: uuid.UUID) -> api_keys.ApiKey:
-    return await _one(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, key_id, "API key")
+    return await fetch_one(conn, "api_keys", api_keys.COLUMNS, api_keys.ApiKey, org_id, key_id, "API key")
 
 
 async def find_offer_approval(

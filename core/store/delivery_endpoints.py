@@ -83,11 +83,6 @@ _CHANGEABLE = {WEBHOOK: {"url", "event_types", "description", "status"},
                POSTBACK: {"url", "event_types", "description", "status", "offer_id", "goal"}}
 
 
-def scope_condition(affiliate_id: uuid.UUID | None, placeholder: str, table: str = "delivery_endpoints") -> str:
-    """The SQL that keeps an affiliate to its own endpoints ("" for organization-wide callers)."""
-    return "" if affiliate_id is None else f" and {table}.affiliate_id = {placeholder}"
-
-
 async def _require(conn: asyncpg.Connection, table: str, org_id: uuid.UUID, row_id: uuid.UUID | None, what: str) -> None:
     if row_id is not None and not await conn.fetchval(
             f"select exists(select from {table} where org_id = $1 and id = $2)", org_id, row_id):
@@ -118,8 +113,8 @@ async def lock_endpoint(
     """The endpoint, locked until the transaction ends: changes of one endpoint serialize."""
     row = await conn.fetchrow(
         f"select {COLUMNS} from delivery_endpoints where org_id = $1 and kind = $2 and id = $3"
-        f"{scope_condition(affiliate_id, '$4')} for update",
-        org_id, kind, endpoint_id, *([] if affiliate_id is None else [affiliate_id]))
+        f" and ($4::uuid is null or affiliate_id = $4) for update",
+        org_id, kind, endpoint_id, affiliate_id)
     if row is None:
         raise NotFound("not_found", f"{WHAT[kind]} not found")
     return DeliveryEndpoint(**dict(row))
@@ -169,8 +164,8 @@ async def delete_endpoint(
     """Delete the endpoint with its secrets, deliveries and their attempts; return what it was."""
     row = await conn.fetchrow(
         f"delete from delivery_endpoints where org_id = $1 and kind = $2 and id = $3"
-        f"{scope_condition(affiliate_id, '$4')} returning {COLUMNS}",
-        org_id, kind, endpoint_id, *([] if affiliate_id is None else [affiliate_id]))
+        f" and ($4::uuid is null or affiliate_id = $4) returning {COLUMNS}",
+        org_id, kind, endpoint_id, affiliate_id)
     if row is None:
         raise NotFound("not_found", f"{WHAT[kind]} not found")
     return DeliveryEndpoint(**dict(row))

@@ -26,7 +26,6 @@ import asyncpg
 
 from core.errors import Conflict, NotFound
 from core.store.deliveries import DELIVERIES_CHANNEL, notify
-from core.store.delivery_endpoints import scope_condition
 
 _PENDING_AGAIN = "status = 'pending', next_attempt_at = $3, retry_until = $4, delivered_at = null, dead_at = null"
 
@@ -41,10 +40,9 @@ async def replay_delivery(
 ) -> None:
     """Make one delivered or dead delivery pending again, due at ``now``."""
     row = await conn.fetchrow(
-        f"select d.status, e.status as endpoint_status from deliveries d"
-        f" join delivery_endpoints e on e.id = d.endpoint_id"
-        f" where d.org_id = $1 and d.id = $2{scope_condition(affiliate_id, '$3', 'e')} for update of d",
-        org_id, delivery_id, *([] if affiliate_id is None else [affiliate_id]))
+        "select d.status, e.status as endpoint_status from deliveries d join delivery_endpoints e on e.id = d.endpoint_id"
+        " where d.org_id = $1 and d.id = $2 and ($3::uuid is null or e.affiliate_id = $3) for update of d",
+        org_id, delivery_id, affiliate_id)
     if row is None:
         raise NotFound("not_found", "delivery not found")
     if row["status"] == "pending":
@@ -63,9 +61,9 @@ async def replay_dead(
 ) -> int:
     """Make every dead delivery of the endpoint pending again; return how many."""
     status = await conn.fetchval(
-        f"select status from delivery_endpoints where org_id = $1 and id = $2{scope_condition(affiliate_id, '$3')}"
-        f" for share",
-        org_id, endpoint_id, *([] if affiliate_id is None else [affiliate_id]))
+        "select status from delivery_endpoints where org_id = $1 and id = $2"
+        " and ($3::uuid is null or affiliate_id = $3) for share",
+        org_id, endpoint_id, affiliate_id)
     if status is None:
         raise NotFound("not_found", "endpoint not found")
     if status != "active":

@@ -63,11 +63,10 @@ async def _find_webhook(
     conn: asyncpg.Connection, org_id: uuid.UUID, endpoint_id: uuid.UUID, affiliate_id: uuid.UUID | None, *,
     lock: bool = False,
 ) -> None:
-    scoped = "" if affiliate_id is None else " and affiliate_id = $3"
     found = await conn.fetchval(
-        f"select id from delivery_endpoints where org_id = $1 and id = $2 and kind = 'webhook'{scoped}"
-        f"{' for update' if lock else ''}",
-        org_id, endpoint_id, *([] if affiliate_id is None else [affiliate_id]))
+        "select id from delivery_endpoints where org_id = $1 and id = $2 and kind = 'webhook'"
+        f" and ($3::uuid is null or affiliate_id = $3){' for update' if lock else ''}",
+        org_id, endpoint_id, affiliate_id)
     if found is None:
         raise NotFound("not_found", "webhook not found")
 
